@@ -1,0 +1,176 @@
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { commitFile, tempPathFor, writeFileAtomic } from './atomic'
+import { CONTENT_TYPES, EXTENSIONS, type ImageInfo } from './image-info'
+import type { PixelSpec } from './key'
+
+export const RECORD_VERSION = 1
+
+/** The JSON record committed beside each cached image. */
+export interface CacheRecord {
+  version: typeof RECORD_VERSION
+  key: string
+  /** File name of the image, in the same folder as the record. */
+  file: string
+  spec: PixelSpec
+  provider: string
+  model: string
+  predictionId?: string
+  sha256: string
+  contentType: string
+  size: number
+  width: number
+  height: number
+  format: ImageInfo['format']
+  createdAt?: string
+  completedAt: string
+  /** Seconds the provider says it spent. */
+  predictTime?: number
+}
+
+export interface CachedImage {
+  record: CacheRecord
+  /** Absolute path of the image file. */
+  path: string
+}
+
+/** A prediction that was submitted (and so paid for) but whose image is not cached yet. */
+export interface PendingPrediction {
+  key: string
+  provider: string
+  predictionId: string
+  submittedAt: string
+}
+
+const GITIGNORE = `# Written by unplugin-imagegen. Commit this folder, except what is below.
+*.tmp
+pending/
+locks/
+`
+
+/**
+ * The content-addressed store under `.imagegen/`: `images/<key>.<ext>` plus
+ * `images/<key>.json`, committed with the project; `pending/` journals predictions
+ * in flight so that an interrupted run resumes them instead of paying again.
+ */
+export class ImageCache {
+  readonly imagesDir: string
+  readonly pendingDir: string
+  private prepared?: Promise<void>
+
+  constructor(readonly dir: string) {
+    this.imagesDir = join(dir, 'images')
+    this.pendingDir = join(dir, 'pending')
+  }
+
+  /** A stat and a small JSON read; no image is decoded. */
+  async lookup(key: string): Promise<CachedImage | undefined> {
+    let record: CacheRecord
+    try {
+      record = JSON.parse(await readFile(this.recordPath(key), 'utf8')) as CacheRecord
+    } catch {
+      return undefined
+    }
+    if (record.version !== RECORD_VERSION || record.key !== key) return undefined
+    const path = join(this.imagesDir, record.file)
+    try {
+      if ((await stat(path)).size !== record.size) return undefined
+    } catch {
+      return undefined
+    }
+    return { record, path }
+  }
+
+  /** A fresh temp path in the images folder, for a download to be committed later. */
+  async tempFile(key: string): Promise<string> {
+    await this.prepare()
+    return tempPathFor(join(this.imagesDir, key))
+  }
+
+  /**
+   * Gives a downloaded, checked image its real name, then writes its record.
+   * The record is written last: an entry exists only once both are complete.
+   */
+  async commit(
+    temp: string,
+    info: ImageInfo,
+    fields: Omit<CacheRecord, 'version' | 'file' | 'sha256' | 'size' | 'contentType' | 'width' | 'height' | 'format'>,
+  ): Promise<CachedImage> {
+    const { sha256, size } = await hashFile(temp)
+    const file = `${fields.key}.${EXTENSIONS[info.format]}`
+    const path = join(this.imagesDir, file)
+    await commitFile(temp, path)
+    const record: CacheRecord = {
+      version: RECORD_VERSION,
+      ...fields,
+      file,
+      sha256,
+      size,
+      contentType: CONTENT_TYPES[info.format],
+      width: info.width,
+      height: info.height,
+      format: info.format,
+    }
+    await writeFileAtomic(this.recordPath(fields.key), `${JSON.stringify(record, null, 2)}\n`)
+    return { record, path }
+  }
+
+  async readPending(key: string): Promise<PendingPrediction | undefined> {
+    try {
+      return JSON.parse(await readFile(this.pendingPath(key), 'utf8')) as PendingPrediction
+    } catch {
+      return undefined
+    }
+  }
+
+  async writePending(pending: PendingPrediction): Promise<void> {
+    await this.prepare()
+    await writeFileAtomic(this.pendingPath(pending.key), JSON.stringify(pending))
+  }
+
+  async clearPending(key: string): Promise<void> {
+    await rm(this.pendingPath(key), { force: true })
+  }
+
+  /** Keys of every complete record (for status, prune and verify). */
+  async keys(): Promise<string[]> {
+    try {
+      return (await readdir(this.imagesDir))
+        .filter((name) => /^[0-9a-f]{64}\.json$/.test(name))
+        .map((name) => name.slice(0, 64))
+    } catch {
+      return []
+    }
+  }
+
+  recordPath(key: string): string {
+    return join(this.imagesDir, `${key}.json`)
+  }
+
+  private pendingPath(key: string): string {
+    return join(this.pendingDir, `${key}.json`)
+  }
+
+  private prepare(): Promise<void> {
+    this.prepared ??= (async () => {
+      await mkdir(this.imagesDir, { recursive: true })
+      await mkdir(this.pendingDir, { recursive: true })
+      await writeFile(join(this.dir, '.gitignore'), GITIGNORE, { flag: 'wx' }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error
+      })
+    })()
+    return this.prepared
+  }
+}
+
+export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
+  const hash = createHash('sha256')
+  let size = 0
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer)
+    size += (chunk as Buffer).length
+  }
+  return { sha256: hash.digest('hex'), size }
+}

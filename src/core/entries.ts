@@ -1,0 +1,31 @@
+import type { ProviderRequest } from '../providers/types'
+import { keySpec, toRequest, type PixelSpec } from './key'
+import type { Manifest, ManifestEntry } from './manifest'
+import { resolveReference } from './reference'
+
+/** A manifest entry with its content key and the request that would make its image. */
+export interface KeyedEntry extends ManifestEntry {
+  key: string
+  pixels: PixelSpec
+  request: ProviderRequest
+}
+
+/**
+ * Keys every entry of a manifest. Reference images are resolved and hashed here,
+ * so a bad `image:` fails before anything is planned or sent.
+ */
+export async function keyEntries(
+  manifest: Manifest,
+  options: { manifestPath: string; root: string; provider: string },
+): Promise<KeyedEntry[]> {
+  return Promise.all(
+    manifest.entries.map(async (entry) => {
+      const reference = entry.spec.image
+        ? await resolveReference(entry.spec.image, options.manifestPath, options.root, entry.location)
+        : undefined
+      const { key, pixels } = keySpec(entry.spec, options.provider, reference?.sha256)
+      return { ...entry, key, pixels, request: toRequest(pixels, reference?.path) }
+    }),
+  )
+}
+

@@ -1,0 +1,63 @@
+import { createHash } from 'node:crypto'
+import type { ProviderRequest } from '../providers/types'
+import { canonicalJSON } from './canonical'
+import type { ImageSpec } from './schema'
+
+/** Bumped when the meaning of a key changes; every key then changes with it. */
+export const KEY_SCHEMA_VERSION = 1
+
+/** Exactly what decides an image's pixels. Nothing else may enter the key. */
+export interface PixelSpec {
+  v: typeof KEY_SCHEMA_VERSION
+  provider: string
+  model: string
+  prompt: string
+  width: number
+  height: number
+  seed: number
+  steps?: number
+  guidance_scale?: number
+  input?: Record<string, unknown>
+  /** SHA-256 of the reference image's bytes (its path and upload URL do not matter). */
+  image?: string
+}
+
+export interface KeyedSpec {
+  key: string
+  pixels: PixelSpec
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
+
+/**
+ * The seed used when a spec names none: taken from the hash of everything else,
+ * so the request always carries an explicit seed and a lost image can be made again.
+ */
+export function deriveSeed(pixels: Omit<PixelSpec, 'seed'>): number {
+  return Number.parseInt(sha256(canonicalJSON({ ...pixels, purpose: 'seed' })).slice(0, 8), 16)
+}
+
+export function keySpec(spec: ImageSpec, provider: string, referenceHash?: string): KeyedSpec {
+  const unseeded: Omit<PixelSpec, 'seed'> = {
+    v: KEY_SCHEMA_VERSION,
+    provider,
+    model: spec.model,
+    prompt: spec.prompt,
+    width: spec.width,
+    height: spec.height,
+    steps: spec.steps,
+    guidance_scale: spec.guidance_scale,
+    input: spec.input && Object.keys(spec.input).length > 0 ? spec.input : undefined,
+    image: referenceHash,
+  }
+  const pixels: PixelSpec = { ...unseeded, seed: spec.seed ?? deriveSeed(unseeded) }
+  // Round-tripping through the canonical form drops undefined fields from the record too.
+  const canonical = canonicalJSON(pixels)
+  return { key: sha256(canonical), pixels: JSON.parse(canonical) as PixelSpec }
+}
+
+/** What the provider is asked for; `referencePath` is the checked absolute path of `image`. */
+export function toRequest(pixels: PixelSpec, referencePath?: string): ProviderRequest {
+  const { model, prompt, width, height, seed, steps, guidance_scale, input } = pixels
+  return { model, prompt, width, height, seed, steps, guidance_scale, input, image: referencePath }
+}

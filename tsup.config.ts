@@ -1,0 +1,27 @@
+import { defineConfig } from 'tsup'
+
+export default defineConfig([
+  {
+    entry: {
+      index: 'src/index.ts',
+      vite: 'src/vite.ts',
+      rollup: 'src/rollup.ts',
+      webpack: 'src/webpack.ts',
+      esbuild: 'src/esbuild.ts',
+      rspack: 'src/rspack.ts',
+    },
+    format: ['esm', 'cjs'],
+    dts: true,
+    clean: true,
+    target: 'node20',
+    // p-limit is ESM-only; bundling it keeps the CJS entries loadable everywhere.
+    noExternal: ['p-limit'],
+  },
+  {
+    entry: { cli: 'src/cli/main.ts' },
+    format: ['esm'],
+    target: 'node20',
+    banner: { js: '#!/usr/bin/env node' },
+    noExternal: ['p-limit'],
+  },
+])
