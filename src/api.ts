@@ -1,0 +1,11 @@
+// The core API, for tools that drive generation without a bundler (the CLI, scripts).
+export { ImageCache, type CacheRecord, type CachedImage, type PendingPrediction } from './core/cache'
+export { keyEntries, type KeyedEntry } from './core/entries'
+export { ImagegenError, ManifestError, type ManifestProblem, type SourceLocation } from './core/errors'
+export { deriveSeed, keySpec, KEY_SCHEMA_VERSION, type PixelSpec } from './core/key'
+export { loadManifest, MANIFEST_PATTERN, parseManifest, type Manifest, type ManifestEntry } from './core/manifest'
+export { BudgetError, GenerationError, planImages, Scheduler, type GenerateEvent, type Plan, type PlannedImage } from './core/scheduler'
+export type { ImageFields, ImageSpec } from './core/schema'
+export { createPlaceholderProvider } from './providers/placeholder'
+export { ProviderError, type GenerationJob, type GenerationResult, type Provider, type ProviderRequest } from './providers/types'
+export { writeFileAtomic } from './core/atomic'

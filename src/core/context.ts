@@ -1,0 +1,201 @@
+import { readFile } from 'node:fs/promises'
+import { relative, sep } from 'node:path'
+import type { ResolvedOptions } from '../options'
+import { ImageCache, type CachedImage } from './cache'
+import { findManifests } from './discover'
+import { keyEntries, type KeyedEntry } from './entries'
+import { formatLocation, ImagegenError, ManifestError } from './errors'
+import { parseManifest, type Manifest } from './manifest'
+import { Code, collectionModule, singleImageModule, type ImageModuleValue } from './module-code'
+import { BudgetError, planImages, Scheduler, type PlannedImage } from './scheduler'
+
+export interface LoadedManifest {
+  manifest: Manifest
+  entries: KeyedEntry[]
+  /** The cached image of each key; absent for images that could not be made. */
+  images: Map<string, CachedImage>
+  /** Files the module depends on (the manifest and any reference images), to watch. */
+  dependencies: string[]
+}
+
+export interface ContextHooks {
+  /** The summary line and other notes for the user. */
+  info(message: string): void
+}
+
+/** How a bundler spells the URL of a cached image file in module code. */
+export type UrlFor = (image: CachedImage, entry: KeyedEntry) => Code | Promise<Code>
+
+/**
+ * Everything one plugin instance knows: options, cache, scheduler and the current
+ * build's tally. Hooks hand off to it; nothing here knows a bundler.
+ */
+export class ImagegenContext {
+  readonly cache: ImageCache
+  private scheduler!: Scheduler
+  private command: 'build' | 'serve' = 'build'
+  private tally = new Map<string, 'cached' | 'generated'>()
+  private missing = new Map<string, KeyedEntry>()
+  private started = 0
+  private aborter = new AbortController()
+
+  constructor(
+    readonly options: ResolvedOptions,
+    private readonly hooks: ContextHooks,
+  ) {
+    this.cache = new ImageCache(options.cacheDir)
+    this.startBuild('build')
+  }
+
+  /** Resets the tally and the new-image budget for one build (or one dev server). */
+  startBuild(command: 'build' | 'serve'): void {
+    this.command = command
+    this.tally.clear()
+    this.missing.clear()
+    this.started = performance.now()
+    this.aborter = new AbortController()
+    this.scheduler = new Scheduler({
+      provider: this.options.provider,
+      cache: this.cache,
+      concurrency: this.options.concurrency,
+      maxNewImages: this.options.maxNewImages,
+      signal: this.aborter.signal,
+    })
+  }
+
+  /**
+   * Before a build loads anything: plans every manifest of the project, so that a build
+   * that would generate more than `maxNewImages` fails before a single submit.
+   * Manifests that do not parse are left to fail when (and if) they are imported.
+   */
+  async preflight(): Promise<void> {
+    if (this.options.cannotGenerate || this.command !== 'build') return
+    const files = await findManifests(this.options.root, new Set([this.options.cacheDir]))
+    const entries: KeyedEntry[] = []
+    await Promise.all(
+      files.map(async (file) => {
+        try {
+          entries.push(...(await this.readManifest(file)).entries)
+        } catch (error) {
+          if (!(error instanceof ManifestError)) throw error
+        }
+      }),
+    )
+    const { missing } = await planImages(entries, this.cache)
+    if (missing.length > this.options.maxNewImages) throw new BudgetError(missing.length, this.options.maxNewImages, this.options.maxNewImages)
+  }
+
+  async load(file: string): Promise<LoadedManifest> {
+    const { manifest, entries, dependencies } = await this.readManifest(file)
+    const plan = await planImages(entries, this.cache)
+    const images = new Map<string, CachedImage>()
+    for (const image of plan.cached) {
+      images.set(image.key, image.cached!)
+      if (!this.tally.has(image.key)) this.tally.set(image.key, 'cached')
+    }
+    if (plan.missing.length > 0) {
+      if (this.options.cannotGenerate) {
+        this.noteMissing(plan.missing)
+      } else {
+        for (const cached of await this.scheduler.generate(plan.missing)) {
+          images.set(cached.record.key, cached)
+          this.tally.set(cached.record.key, 'generated')
+        }
+      }
+    }
+    return { manifest, entries, images, dependencies }
+  }
+
+  /** The module's code, with each image's URL spelled by the bundler. */
+  async moduleCode(loaded: LoadedManifest, urlFor: UrlFor): Promise<string> {
+    const values = await Promise.all(
+      loaded.entries.map(async (entry): Promise<ImageModuleValue> => {
+        const cached = loaded.images.get(entry.key)
+        const { width, height } = cached?.record ?? entry.pixels
+        return {
+          src: cached ? await urlFor(cached, entry) : new Code(JSON.stringify(missingImageDataUrl(entry))),
+          width,
+          height,
+          format: cached?.record.format ?? 'png',
+          alt: entry.spec.alt,
+          prompt: entry.pixels.prompt,
+          model: entry.pixels.model,
+          seed: entry.pixels.seed,
+          key: entry.key,
+        }
+      }),
+    )
+    if (loaded.manifest.kind === 'single') return singleImageModule(values[0]!)
+    return collectionModule(new Map(loaded.entries.map((entry, i) => [entry.name!, values[i]!])))
+  }
+
+  /** Ends a build: the error for missing images, else the summary line. */
+  finishBuild(): void {
+    if (this.missing.size > 0 && this.command === 'build') throw missingImagesError([...this.missing.values()], this.options.cannotGenerate!)
+    const counts = [...this.tally.values()]
+    if (counts.length === 0) return
+    const generated = counts.filter((c) => c === 'generated').length
+    const seconds = ((performance.now() - this.started) / 1000).toFixed(1)
+    this.hooks.info(
+      `imagegen: ${counts.length} image${counts.length === 1 ? '' : 's'} — ${counts.length - generated} cached, ${generated} generated in ${seconds}s`,
+    )
+  }
+
+  /** Stops every request and sleep of this instance (the build is ending). */
+  abort(): void {
+    this.aborter.abort(new ImagegenError('the build stopped'))
+  }
+
+  displayPath(file: string): string {
+    const rel = relative(this.options.root, file)
+    return (rel.startsWith('..') ? file : rel).split(sep).join('/')
+  }
+
+  private async readManifest(file: string): Promise<{ manifest: Manifest; entries: KeyedEntry[]; dependencies: string[] }> {
+    const display = this.displayPath(file)
+    let bytes: Buffer
+    try {
+      bytes = await readFile(file)
+    } catch (error) {
+      throw new ImagegenError(`cannot read ${display}: ${(error as NodeJS.ErrnoException).code ?? error}`)
+    }
+    const manifest = parseManifest(bytes, display)
+    const entries = await keyEntries(manifest, { manifestPath: file, root: this.options.root, provider: this.options.provider.name })
+    const references = entries.map((e) => e.request.image).filter((p): p is string => p !== undefined)
+    return { manifest, entries, dependencies: [file, ...new Set(references)] }
+  }
+
+  private noteMissing(images: readonly PlannedImage[]): void {
+    for (const image of images) {
+      for (const entry of image.entries) this.missing.set(`${formatLocation(entry.location)}`, entry)
+    }
+    if (this.command === 'serve') {
+      const names = images.flatMap((i) => i.entries.map(describeMissing))
+      this.hooks.info(`[imagegen] showing placeholders for ${names.length} missing image${names.length === 1 ? '' : 's'} (${this.options.cannotGenerate}): ${names.join(', ')}`)
+    }
+  }
+}
+
+function describeMissing(entry: KeyedEntry): string {
+  return `${formatLocation(entry.location)}${entry.name === undefined ? '' : ` \`${entry.name}\``}`
+}
+
+export function missingImagesError(entries: readonly KeyedEntry[], reason: string): ImagegenError {
+  const lines = entries.map((entry) => `  ${describeMissing(entry)}: ${entry.pixels.prompt.length > 60 ? `${entry.pixels.prompt.slice(0, 57)}…` : entry.pixels.prompt}`)
+  return new ImagegenError(
+    `${entries.length} image${entries.length === 1 ? ' is' : 's are'} not in the cache and cannot be generated: ${reason}.\n` +
+      `${lines.join('\n')}\n` +
+      'To fix it, set ATLASCLOUD_API_KEY and build again, or run `npx imagegen generate` where the key is set and commit the `.imagegen/` folder.',
+  )
+}
+
+/** A neutral box of the asked size, shown in dev while an image is missing. */
+export function missingImageDataUrl(entry: KeyedEntry): string {
+  const { width, height } = entry.pixels
+  const label = entry.spec.alt.replace(/[<>&"]/g, '').slice(0, 80)
+  const svg =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">` +
+    `<rect width="100%" height="100%" fill="#d9dce1"/>` +
+    `<text x="50%" y="50%" text-anchor="middle" font-family="sans-serif" font-size="${Math.max(12, Math.round(width / 40))}" fill="#5b6270">missing: ${label}</text></svg>`
+  return `data:image/svg+xml,${encodeURIComponent(svg)}`
+}

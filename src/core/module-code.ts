@@ -1,0 +1,72 @@
+import type { ImageFormat } from './image-info'
+
+/** What an import of a manifest gives for each image (see PRODUCT.md). */
+export interface GeneratedImage {
+  /** URL of the emitted file, through the bundler's own public path. */
+  src: string
+  width: number
+  height: number
+  format: ImageFormat
+  alt: string
+  /** Present when the spec sets `widths`. */
+  srcset?: string
+  /** A tiny data URL, when the spec sets `placeholder: blur`. */
+  placeholder?: string
+  prompt: string
+  model: string
+  seed: number
+  /** The spec's content hash. */
+  key: string
+}
+
+/** A `GeneratedImage` whose URLs are JavaScript expressions (each bundler spells a file URL its own way). */
+export interface ImageModuleValue extends Omit<GeneratedImage, 'src' | 'srcset'> {
+  src: Code
+  srcset?: Code | (readonly [Code, number])[]
+}
+
+/** A piece of JavaScript to put in the module as it is. */
+export class Code {
+  constructor(readonly js: string) {}
+}
+
+const RESERVED = new Set(
+  ('break case catch class const continue debugger default delete do else enum export extends false finally for ' +
+    'function if import in instanceof new null return super switch this throw true try typeof var void while with ' +
+    'yield let static implements interface package private protected public await arguments eval undefined NaN Infinity')
+    .split(' '),
+)
+
+/** Names usable as `export const <name>`. */
+export function isExportableName(name: string): boolean {
+  return /^[A-Za-z_$][\w$]*$/.test(name) && !RESERVED.has(name)
+}
+
+function literal(value: unknown): string {
+  if (value instanceof Code) return value.js
+  if (Array.isArray(value)) {
+    // A srcset: pairs of URL expression and width.
+    return (value as (readonly [Code, number])[]).map(([url, w]) => `${url.js} + " ${w}w"`).join(' + ", " + ')
+  }
+  if (value !== null && typeof value === 'object') {
+    const fields = Object.entries(value).filter(([, v]) => v !== undefined)
+    return `{ ${fields.map(([k, v]) => `${JSON.stringify(k)}: ${literal(v)}`).join(', ')} }`
+  }
+  return JSON.stringify(value)
+}
+
+export function singleImageModule(image: ImageModuleValue, preamble = ''): string {
+  return `${preamble}const image = ${literal(image)};\nexport default image;\n`
+}
+
+export function collectionModule(images: ReadonlyMap<string, ImageModuleValue>, preamble = ''): string {
+  const lines: string[] = []
+  const fields: string[] = []
+  let i = 0
+  for (const [name, image] of images) {
+    const binding = isExportableName(name) ? name : `__image${i++}`
+    lines.push(`${isExportableName(name) ? 'export ' : ''}const ${binding} = ${literal(image)};`)
+    fields.push(`${JSON.stringify(name)}: ${binding}`)
+  }
+  return `${preamble}${lines.join('\n')}\nconst images = { ${fields.join(', ')} };\nexport default images;\n`
+}

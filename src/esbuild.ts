@@ -1,0 +1,3 @@
+import unplugin from '.'
+
+export default unplugin.esbuild

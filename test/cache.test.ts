@@ -1,0 +1,121 @@
+import { spawn } from 'node:child_process'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import sharp from 'sharp'
+import { describe, expect, it } from 'vitest'
+import { ImageCache } from '../src/core/cache'
+import { keySpec } from '../src/core/key'
+import { parseManifest } from '../src/core/manifest'
+import { listFiles, tempDir } from './helpers/temp'
+
+const pixels = keySpec(parseManifest('prompt: a cat\nwidth: 64\nheight: 64\n', 'a.images.yaml').entries[0]!.spec, 'placeholder')
+const png = () => sharp({ create: { width: 64, height: 64, channels: 3, background: '#123456' } }).png().toBuffer()
+
+async function commitOne(cache: ImageCache) {
+  const temp = await cache.tempFile(pixels.key)
+  writeFileSync(temp, await png())
+  return cache.commit(temp, { format: 'png', width: 64, height: 64 }, {
+    key: pixels.key,
+    spec: pixels.pixels,
+    provider: 'placeholder',
+    model: pixels.pixels.model,
+    predictionId: 'pred_1',
+    completedAt: '2026-01-01T00:00:00.000Z',
+  })
+}
+
+describe('the image cache', () => {
+  it('stores the image and a record beside it, and finds them again', async () => {
+    const dir = tempDir()
+    const cache = new ImageCache(join(dir, '.imagegen'))
+    expect(await cache.lookup(pixels.key)).toBeUndefined()
+    const stored = await commitOne(cache)
+    expect(listFiles(join(dir, '.imagegen'))).toEqual(['.gitignore', `images/${pixels.key}.json`, `images/${pixels.key}.png`])
+    const found = await new ImageCache(join(dir, '.imagegen')).lookup(pixels.key)
+    expect(found).toEqual(stored)
+    expect(found!.record).toMatchObject({
+      key: pixels.key,
+      file: `${pixels.key}.png`,
+      contentType: 'image/png',
+      width: 64,
+      height: 64,
+      predictionId: 'pred_1',
+      provider: 'placeholder',
+      spec: pixels.pixels,
+    })
+    expect(found!.record.sha256).toMatch(/^[0-9a-f]{64}$/)
+    expect(await cache.keys()).toEqual([pixels.key])
+  })
+
+  it('keeps transient folders out of git', async () => {
+    const dir = tempDir()
+    const cache = new ImageCache(dir)
+    await cache.tempFile(pixels.key)
+    const ignore = readFileSync(join(dir, '.gitignore'), 'utf8')
+    expect(ignore).toMatch(/^\*\.tmp$/m)
+    expect(ignore).toMatch(/^pending\/$/m)
+    expect(ignore).toMatch(/^locks\/$/m)
+  })
+
+  it('treats an image whose size differs from its record as missing', async () => {
+    const dir = tempDir()
+    const cache = new ImageCache(dir)
+    const stored = await commitOne(cache)
+    writeFileSync(stored.path, 'truncated')
+    expect(await cache.lookup(pixels.key)).toBeUndefined()
+  })
+
+  it('journals pending predictions', async () => {
+    const cache = new ImageCache(tempDir())
+    await cache.writePending({ key: pixels.key, provider: 'atlas', predictionId: 'pred_9', submittedAt: 'now' })
+    expect(await cache.readPending(pixels.key)).toMatchObject({ predictionId: 'pred_9' })
+    await cache.clearPending(pixels.key)
+    expect(await cache.readPending(pixels.key)).toBeUndefined()
+  })
+
+  it('leaves no entry when the writing process is killed half way', async () => {
+    const dir = tempDir()
+    // A child process writes the image through the real cache, then blocks before committing.
+    const script = `
+      import { ImageCache } from ${JSON.stringify(join(import.meta.dirname, '../dist/index.js'))}
+      import { open } from 'node:fs/promises'
+      const cache = new ImageCache(${JSON.stringify(dir)})
+      const temp = await cache.tempFile(${JSON.stringify(pixels.key)})
+      const handle = await open(temp, 'w')
+      await handle.write(Buffer.alloc(4096, 1))
+      console.log('half')
+      setInterval(() => handle.write(Buffer.alloc(4096, 1)), 5)
+    `
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
+    child.kill('SIGKILL')
+    await new Promise((resolve) => child.once('exit', resolve))
+
+    const images = readdirSync(join(dir, 'images'))
+    expect(images.length).toBe(1)
+    expect(images[0]).toMatch(/\.tmp$/)
+    expect(await new ImageCache(dir).lookup(pixels.key)).toBeUndefined()
+    expect(existsSync(join(dir, 'images', `${pixels.key}.png`))).toBe(false)
+  })
+
+  it('a record is written whole or not at all', async () => {
+    const dir = tempDir()
+    const cache = new ImageCache(dir)
+    const stored = await commitOne(cache)
+    const before = readFileSync(cache.recordPath(pixels.key), 'utf8')
+    // Kill a process in the middle of rewriting the record through writeFileAtomic.
+    const script = `
+      import { writeFileAtomic } from ${JSON.stringify(join(import.meta.dirname, '../dist/index.js'))}
+      console.log('go')
+      await writeFileAtomic(${JSON.stringify(cache.recordPath(pixels.key))}, Buffer.alloc(256 * 1024 * 1024, 32))
+    `
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
+    child.kill('SIGKILL')
+    await new Promise((resolve) => child.once('exit', resolve))
+    const after = readFileSync(cache.recordPath(pixels.key), 'utf8')
+    // Either the old record survived, or the new one landed complete; never a mix.
+    expect(after === before || after.length === 256 * 1024 * 1024).toBe(true)
+    if (after === before) expect((await cache.lookup(pixels.key))?.record).toEqual(stored.record)
+  })
+})
