@@ -55,6 +55,11 @@ export interface Options {
    * @default 300000
    */
   timeoutMs?: number
+  /**
+   * The wait before an Atlas prediction's first poll, in milliseconds; it then grows ×1.5 up to 5 s.
+   * @default 1000
+   */
+  pollIntervalMs?: number
 }
 
 const optionsSchema = z.strictObject({
@@ -74,6 +79,7 @@ const optionsSchema = z.strictObject({
   concurrency: z.int().min(1).max(64).optional(),
   maxNewImages: z.int().min(0).optional(),
   timeoutMs: z.int().min(1).optional(),
+  pollIntervalMs: z.int().min(1).optional(),
 })
 
 export interface ResolvedOptions {
@@ -105,7 +111,7 @@ export function resolveOptions(options: Options = {}, defaults: { root?: string;
   if (o.provider === 'placeholder') {
     provider = createPlaceholderProvider()
   } else if (o.provider === undefined || o.provider === 'atlas') {
-    provider = createAtlasProvider({ apiKey, baseURL: o.baseURL || env.ATLASCLOUD_BASE_URL || undefined, timeoutMs: o.timeoutMs })
+    provider = createAtlasProvider({ apiKey, baseURL: o.baseURL || env.ATLASCLOUD_BASE_URL || undefined, timeoutMs: o.timeoutMs, pollIntervalMs: o.pollIntervalMs })
     if (offline) cannotGenerate = 'offline mode is on (`mode: \'offline\'` or IMAGEGEN_OFFLINE=1)'
     else if (!apiKey) cannotGenerate = 'no API key is set (ATLASCLOUD_API_KEY)'
   } else {

@@ -1,0 +1,129 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import sharp from 'sharp'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { startAtlasServer, type AtlasServer } from './atlas-server'
+import { copyProject, viteBuild, viteProject } from './helpers/vite-project'
+import { filesContaining } from './helpers/temp'
+
+const API_KEY = 'sk-imagegen-vite-81d2aa40'
+let server: AtlasServer
+const online = () => ({ apiKey: API_KEY, baseURL: server.url, pollIntervalMs: 5 })
+
+beforeAll(async () => {
+  server = await startAtlasServer({ apiKey: API_KEY, latencyMs: 20 })
+})
+afterAll(() => server.close())
+beforeEach(() => server.reset())
+
+describe('vite build', () => {
+  it('emits every image as a content-hashed asset under `base`, with the module of PRODUCT.md', async () => {
+    const root = viteProject()
+    const result = await viteBuild(root, online())
+    expect(server.submits).toHaveLength(4)
+    const { hero, art, banner } = result.values
+    expect(hero).toMatchObject({ width: 96, height: 64, format: 'png', alt: 'A lighthouse', prompt: 'A lighthouse at dusk', model: 'black-forest-labs/flux-schnell' })
+    expect(hero.key).toMatch(/^[0-9a-f]{64}$/)
+    expect(Number.isInteger(hero.seed)).toBe(true)
+    expect(Object.keys(art)).toEqual(['banner', 'avatar', 'hero-wide'])
+    expect(banner).toEqual(art.banner)
+    expect(banner).toMatchObject({ width: 128, height: 64 })
+
+    const images = [hero, ...Object.values(art)] as { src: string; width: number; height: number }[]
+    for (const image of images) {
+      expect(image.src).toMatch(/^\/site\/assets\/imagegen-[0-9a-f]{12}-[\w-]+\.png$/)
+      const file = join(result.outDir, image.src.slice('/site/'.length))
+      expect(result.js).toContain(image.src)
+      const meta = await sharp(file).metadata()
+      expect([meta.format, meta.width, meta.height]).toEqual(['png', image.width, image.height])
+    }
+    expect(result.logs.join('\n')).toMatch(/imagegen: 4 images — 0 cached, 4 generated in \d+\.\ds/)
+  })
+
+  it('a second build makes no request; a prompt edit submits once; an alt edit submits nothing', async () => {
+    const root = viteProject()
+    await viteBuild(root, online())
+    server.reset()
+
+    const again = await viteBuild(root, online())
+    expect(server.requests).toBe(0)
+    expect(again.logs.join('\n')).toMatch(/imagegen: 4 images — 4 cached, 0 generated/)
+
+    const art = join(root, 'src/art.images.yaml')
+    writeFileSync(art, readFileSync(art, 'utf8').replace('A robot mascot', 'A robot mascot, waving'))
+    await viteBuild(root, online())
+    expect(server.submits).toHaveLength(1)
+    expect(server.submits[0]).toMatchObject({ prompt: 'A robot mascot, waving' })
+
+    server.reset()
+    writeFileSync(art, readFileSync(art, 'utf8').replace('    prompt: Rolling hills\n', '    prompt: Rolling hills\n    alt: Green hills\n'))
+    const altered = await viteBuild(root, online())
+    expect(server.requests).toBe(0)
+    expect(altered.values.art['hero-wide'].alt).toBe('Green hills')
+  })
+
+  it('builds without a key from a complete cache, byte for byte the same each time', async () => {
+    const root = viteProject()
+    await viteBuild(root, online())
+    server.reset()
+    const copy = copyProject(root)
+    const first = await viteBuild(root, { baseURL: server.url })
+    const second = await viteBuild(copy, { baseURL: server.url, mode: 'offline' })
+    expect(server.requests).toBe(0)
+    expect(second.files).toEqual(first.files)
+    for (const file of first.files) {
+      expect(readFileSync(join(second.outDir, file)).equals(readFileSync(join(first.outDir, file))), file).toBe(true)
+    }
+  })
+
+  it('fails without a key when an entry is missing, listing every missing entry', async () => {
+    const root = viteProject()
+    const error = await viteBuild(root, { baseURL: server.url }).catch((e: unknown) => e as Error)
+    expect(error).toBeInstanceOf(Error)
+    const message = (error as Error).message
+    expect(message).toContain('[imagegen] 4 images are not in the cache and cannot be generated: no API key is set (ATLASCLOUD_API_KEY)')
+    expect(message).toContain('src/hero.images.yaml:1:1: A lighthouse at dusk')
+    expect(message).toMatch(/src\/art\.images\.yaml:5:3 `banner`/)
+    expect(message).toMatch(/src\/art\.images\.yaml:\d+:3 `hero-wide`/)
+    expect(message).toContain('ATLASCLOUD_API_KEY')
+    expect(message).toContain('imagegen generate')
+    expect(server.requests).toBe(0)
+  })
+
+  it('fails in offline mode even with a key, and never calls the provider', async () => {
+    const root = viteProject()
+    const error = await viteBuild(root, { ...online(), mode: 'offline' }).catch((e: unknown) => e as Error)
+    expect((error as Error).message).toContain('offline mode is on')
+    expect(server.requests).toBe(0)
+  })
+
+  it('fails before submitting anything above maxNewImages, and says how to allow it', async () => {
+    const root = viteProject()
+    const error = await viteBuild(root, { ...online(), maxNewImages: 3 }).catch((e: unknown) => e as Error)
+    expect((error as Error).message).toContain('4 new images would be generated, more than `maxNewImages` allows (3)')
+    expect((error as Error).message).toContain('raise `maxNewImages`')
+    expect(server.requests).toBe(0)
+  })
+
+  it('names the entry and the provider message on failure, and keeps the images that arrived', async () => {
+    const root = viteProject()
+    server.options.fail = (body) => (body.prompt === 'A robot mascot' ? 'NSFW content detected' : undefined)
+    try {
+      const error = await viteBuild(root, online()).catch((e: unknown) => e as Error)
+      expect((error as Error).message).toMatch(/src\/art\.images\.yaml:\d+:3 \(`avatar`\): .*NSFW content detected/)
+    } finally {
+      server.options.fail = undefined
+    }
+    server.reset()
+    await viteBuild(root, online())
+    expect(server.submits).toHaveLength(1)
+    expect(server.submits[0]).toMatchObject({ prompt: 'A robot mascot' })
+  })
+
+  it('leaves the key in no file and no output', async () => {
+    const root = viteProject()
+    const result = await viteBuild(root, online())
+    expect(filesContaining(root, API_KEY)).toEqual([])
+    expect(result.logs.join('\n')).not.toContain(API_KEY)
+  })
+})
