@@ -1,0 +1,95 @@
+/**
+ * The words users read when Atlas Cloud says no. Each message says what happened, during
+ * which step, the service's own text, and what to do; none carries the key.
+ */
+import { ProviderError } from '../types'
+import { RequestTimeoutError } from './abort'
+
+export interface ErrorContext {
+  /** What we were doing, e.g. "submitting a prediction", "polling prediction `pred_1`". */
+  action: string
+  predictionId?: string
+}
+
+/** Texts that mean the account has no money left, whatever the status says. */
+const OUT_OF_CREDIT = /insufficient|balance/i
+const MAX_TEXT_LENGTH = 500
+
+/**
+ * A refusal by the service: an HTTP status, or an envelope `code` under HTTP 200
+ * (`label` tells which, e.g. `HTTP 401` or `code 401`).
+ */
+export function answerError(status: number | undefined, label: string, text: string | undefined, ctx: ErrorContext): ProviderError {
+  const said = `(${label}${text ? `: ${clip(text)}` : ''})`
+  const at = `while ${ctx.action} ${said}`
+  const details = { predictionId: ctx.predictionId, status, retryable: false }
+  const fail = (message: string, retryable = false) =>
+    new ProviderError(`[imagegen] ${message}`, { ...details, retryable })
+
+  if (status === 401)
+    return fail(`Atlas Cloud rejected the API key ${at}. Check that \`ATLASCLOUD_API_KEY\` holds a valid key.`)
+  if (status === 402 || ((status === undefined || status < 500) && text && OUT_OF_CREDIT.test(text)))
+    return fail(`the Atlas Cloud account is out of credit ${at}. Add credit to the account, then run again.`)
+  if (status === 403)
+    return fail(`Atlas Cloud refused the request ${at}.`)
+  if (status === 422)
+    return fail(`Atlas Cloud rejected the parameters ${at}. Check the image spec's fields and \`input\`.`)
+  if (status === 429)
+    return fail(`Atlas Cloud is rate limiting requests ${at}.`, true)
+  if (status !== undefined && status >= 500)
+    return fail(`Atlas Cloud failed ${at}.`, true)
+  if (status === 404 && ctx.predictionId)
+    return fail(`Atlas Cloud does not know prediction \`${ctx.predictionId}\` ${said}; outputs and predictions expire after about 14 days.`)
+  return fail(`Atlas Cloud gave an unexpected answer ${at}.`)
+}
+
+/** A prediction that ended without an image. */
+export function predictionFailed(predictionId: string | undefined, status: string | undefined, text: string | undefined): ProviderError {
+  const ended = !status || status.toLowerCase() === 'failed' ? 'failed' : `ended as \`${status}\``
+  const id = predictionId ? ` \`${predictionId}\`` : ''
+  return new ProviderError(`[imagegen] Atlas Cloud prediction${id} ${ended}: ${clip(text ?? 'no reason given')}`, {
+    predictionId,
+    retryable: false,
+  })
+}
+
+/**
+ * A request that never got an answer. Only the error code is kept: undici's own message
+ * and stack say nothing a user can act on.
+ */
+export function transportError(error: unknown, target: string, ctx: ErrorContext): ProviderError {
+  const details = { predictionId: ctx.predictionId, retryable: true }
+  if (error instanceof RequestTimeoutError) {
+    return new ProviderError(
+      `[imagegen] ${target} did not answer within ${seconds(error.timeoutMs)} (while ${ctx.action}).`,
+      details,
+    )
+  }
+  if (error instanceof ProviderError) return error
+  return new ProviderError(`[imagegen] cannot reach ${target}: ${errorCode(error)} (while ${ctx.action}).`, details)
+}
+
+/** `ECONNREFUSED`, `UND_ERR_SOCKET`, … from the error or its cause. */
+export function errorCode(error: unknown): string {
+  for (let e: unknown = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && code) return code
+  }
+  return error instanceof Error ? error.message.split('\n')[0]! : String(error)
+}
+
+/** Removes every occurrence of `secret` from a message, in case a service echoes it. */
+export function redact(text: string, secret: string | undefined): string {
+  if (!secret || secret.length < 4) return text
+  return text.split(secret).join('***')
+}
+
+/** `250ms`, `1.5s`, `300s`. */
+export function seconds(ms: number): string {
+  return ms < 1000 ? `${ms}ms` : `${Number((ms / 1000).toFixed(1))}s`
+}
+
+function clip(text: string): string {
+  const oneLine = text.replace(/\s+/g, ' ').trim()
+  return oneLine.length > MAX_TEXT_LENGTH ? `${oneLine.slice(0, MAX_TEXT_LENGTH)}…` : oneLine
+}

@@ -1,0 +1,1 @@
+export { createAtlasProvider, DEFAULT_BASE_URL, type AtlasProviderOptions } from './provider'

@@ -1,0 +1,201 @@
+/**
+ * The Atlas Cloud protocol as pure functions: reading answers, naming paths, building the
+ * submit body. The service has shown several answer shapes over time (ATLAS_API.md), so
+ * every reader here accepts all of them. Nothing here does I/O.
+ */
+import type { ProviderRequest } from '../types'
+
+export type PredictionState = 'pending' | 'succeeded' | 'failed'
+
+export type Output =
+  | { kind: 'url'; url: string }
+  | { kind: 'data-url'; contentType?: string; base64: string }
+  | { kind: 'base64'; base64: string }
+
+export interface Prediction {
+  id?: string
+  /** The status as the service wrote it. */
+  status?: string
+  state: PredictionState
+  outputs: Output[]
+  /** The service's reason, for failed predictions. */
+  error?: string
+  createdAt?: string
+  completedAt?: string
+  predictTime?: number
+}
+
+/** An answer either carries a payload or is an error, whatever its HTTP status said. */
+export type Envelope =
+  | { ok: true; payload: Record<string, unknown> }
+  | { ok: false; code?: number; text?: string }
+
+const SUCCEEDED = new Set(['completed', 'succeeded'])
+const FAILED = new Set(['failed', 'error', 'canceled', 'cancelled', 'timeout'])
+/** Envelope texts that say nothing about an error. */
+const EMPTY_TEXTS = new Set(['success', 'ok'])
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** The envelope `code` as a number; it comes as a number or a string. */
+export function readCode(code: unknown): number | undefined {
+  if (typeof code === 'number' && Number.isFinite(code)) return code
+  if (typeof code === 'string' && /^\s*\d+\s*$/.test(code)) return Number(code)
+  return undefined
+}
+
+/**
+ * Unwraps `{ code, message, data }` or passes a flat object through. A `code` other
+ * than 200 is an error even under HTTP 200.
+ */
+export function readEnvelope(body: unknown): Envelope {
+  if (!isRecord(body)) return { ok: false, text: 'the answer is not a JSON object' }
+  if ('code' in body && body.code !== undefined && body.code !== null) {
+    const code = readCode(body.code)
+    if (code !== 200) return { ok: false, code, text: readErrorText(body) ?? `code ${String(body.code)}` }
+  }
+  if (isRecord(body.data)) return { ok: true, payload: body.data }
+  if ('data' in body && body.data != null && !hasPredictionFields(body))
+    return { ok: false, text: 'the answer has no prediction in `data`' }
+  return { ok: true, payload: body }
+}
+
+function hasPredictionFields(body: Record<string, unknown>): boolean {
+  return ['id', 'predictionId', 'status', 'outputs', 'output'].some(key => key in body)
+}
+
+/** The prediction id under `id` or `predictionId` (of an unwrapped payload). */
+export function readPredictionId(payload: Record<string, unknown>): string | undefined {
+  for (const key of ['id', 'predictionId', 'prediction_id']) {
+    const value = payload[key]
+    if (typeof value === 'string' && value.trim() !== '') return value.trim()
+    if (typeof value === 'number' && Number.isFinite(value)) return String(value)
+  }
+  return undefined
+}
+
+/**
+ * Case-insensitive. Pending: `created`, `starting`, `queued`, `pending`, `processing`,
+ * `running`, `in_progress`, and any status never seen before: the caller's deadline
+ * bounds them, and a new running state is likelier than a new terminal one.
+ */
+export function classifyStatus(status: string): PredictionState {
+  const s = status.trim().toLowerCase()
+  if (SUCCEEDED.has(s)) return 'succeeded'
+  if (FAILED.has(s)) return 'failed'
+  return 'pending'
+}
+
+const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/
+/** Shorter strings are likelier a path than an image: the smallest PNG is ~90 base64 characters. */
+const MIN_BASE64_LENGTH = 64
+
+/** One output entry: a URL, a `data:` URL, raw base64 or `{ url }`; undefined if none of these. */
+export function readOutput(value: unknown): Output | undefined {
+  if (isRecord(value)) return readOutput(value.url ?? value.uri ?? value.data)
+  if (typeof value !== 'string') return undefined
+  const text = value.trim()
+  if (/^https?:\/\//i.test(text)) return { kind: 'url', url: text }
+  const dataURL = /^data:([^;,]*)((?:;[^;,]*)*),(.*)$/is.exec(text)
+  if (dataURL) {
+    const [, type, params = '', data = ''] = dataURL
+    const isBase64 = params.toLowerCase().split(';').includes('base64')
+    const base64 = isBase64 ? data.replace(/\s+/g, '') : percentDecode(data).toString('base64')
+    return { kind: 'data-url', contentType: type || undefined, base64 }
+  }
+  const compact = text.replace(/\s+/g, '')
+  if (compact.length >= MIN_BASE64_LENGTH && BASE64.test(compact)) return { kind: 'base64', base64: compact }
+  return undefined
+}
+
+/** Byte-wise, so binary data survives (decodeURIComponent insists on UTF-8). */
+function percentDecode(text: string): Buffer {
+  return Buffer.from(text.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1')
+}
+
+/** `outputs`, or `output` (string or array) when `outputs` is absent; unreadable entries are dropped. */
+export function readOutputs(payload: Record<string, unknown>): Output[] {
+  const raw = payload.outputs ?? payload.output
+  const list = Array.isArray(raw) ? raw : raw == null ? [] : [raw]
+  return list.map(readOutput).filter((o): o is Output => o !== undefined)
+}
+
+/** The first error text among `error`, `message`, `msg`, `detail` of each source, in order. */
+export function readErrorText(...sources: unknown[]): string | undefined {
+  for (const source of sources) {
+    if (!isRecord(source)) continue
+    for (const key of ['error', 'message', 'msg', 'detail']) {
+      const text = toText(source[key])
+      if (text && !EMPTY_TEXTS.has(text.toLowerCase())) return text
+    }
+  }
+  return undefined
+}
+
+function toText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value.trim() || undefined
+  if (isRecord(value)) return readErrorText(value) ?? JSON.stringify(value)
+  if (Array.isArray(value) && value.length > 0) {
+    // FastAPI-style 422 details: [{ loc, msg, type }, …]
+    return value.map(v => toText(v) ?? JSON.stringify(v)).join('; ')
+  }
+  return undefined
+}
+
+function readTime(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value
+  if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) return Number(value)
+  return undefined
+}
+
+function readString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+/**
+ * A prediction from an unwrapped payload (`envelope`: the whole answer, a fallback for
+ * the error text). Without a status, outputs mean done (sync
+ * mode) and no outputs mean still running.
+ */
+export function readPrediction(payload: Record<string, unknown>, envelope?: Record<string, unknown>): Prediction {
+  const status = readString(payload.status)
+  const outputs = readOutputs(payload)
+  const state = status !== undefined ? classifyStatus(status) : outputs.length > 0 ? 'succeeded' : 'pending'
+  const metrics = isRecord(payload.metrics) ? payload.metrics : {}
+  return {
+    id: readPredictionId(payload),
+    status,
+    state,
+    outputs,
+    error: state === 'failed' ? readErrorText(payload, envelope === payload ? undefined : envelope) : undefined,
+    createdAt: readString(payload.created_at ?? payload.createdAt),
+    completedAt: readString(payload.completed_at ?? payload.completedAt),
+    predictTime: readTime(metrics.predict_time ?? payload.predict_time),
+  }
+}
+
+export const SUBMIT_PATH = '/api/v1/model/generateImage'
+
+export function predictionPath(id: string): string {
+  return `/api/v1/model/prediction/${encodeURIComponent(id)}`
+}
+
+/**
+ * The flat body Atlas's own clients send. Raw `input` fields come last so a manifest can
+ * override or add any provider field as it is. `image` is not sent: it is a local path.
+ */
+export function buildSubmitBody(request: ProviderRequest): Record<string, unknown> {
+  const { model, prompt, width, height, seed, steps, guidance_scale, input } = request
+  return {
+    model,
+    prompt,
+    width,
+    height,
+    seed,
+    ...(steps !== undefined && { steps }),
+    ...(guidance_scale !== undefined && { guidance_scale }),
+    ...input,
+  }
+}
