@@ -11,8 +11,9 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
   let ctx: ImagegenContext | undefined
   let command: 'build' | 'serve' = 'build'
   let base = '/'
-  let info = (message: string) => console.log(message)
-  const context = (root?: string) => (ctx ??= new ImagegenContext(resolveOptions(options, { root }), { info: (m) => info(m) }))
+  let log = { info: (message: string) => console.log(message), warn: (message: string) => console.warn(message) }
+  const context = (root?: string) =>
+    (ctx ??= new ImagegenContext(resolveOptions(options, { root }), { info: (m) => log.info(m), warn: (m) => log.warn(m) }))
 
   return {
     name: PLUGIN_NAME,
@@ -38,7 +39,7 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
       configResolved(config) {
         command = config.command
         base = config.base
-        info = (message) => config.logger.info(message)
+        log = { info: (m) => config.logger.info(m), warn: (m) => config.logger.warn(m) }
         context(config.root)
       },
       configureServer(server) {

@@ -19,8 +19,10 @@ export interface LoadedManifest {
 }
 
 export interface ContextHooks {
-  /** The summary line and other notes for the user. */
+  /** The summary line. */
   info(message: string): void
+  /** Something the user should fix that does not stop the dev server. */
+  warn(message: string): void
 }
 
 /** How a bundler spells the URL of a cached image file in module code. */
@@ -171,7 +173,7 @@ export class ImagegenContext {
     }
     if (this.command === 'serve') {
       const names = images.flatMap((i) => i.entries.map(describeMissing))
-      this.hooks.info(`[imagegen] showing placeholders for ${names.length} missing image${names.length === 1 ? '' : 's'} (${this.options.cannotGenerate}): ${names.join(', ')}`)
+      this.hooks.warn(`[imagegen] showing placeholders for ${names.length} missing image${names.length === 1 ? '' : 's'} (${this.options.cannotGenerate}): ${names.join(', ')}`)
     }
   }
 }
