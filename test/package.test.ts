@@ -1,0 +1,70 @@
+import { execFileSync } from 'node:child_process'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import sharp from 'sharp'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { listFiles, tempDir } from './helpers/temp'
+import { writeProject } from './helpers/vite-project'
+
+const repo = join(import.meta.dirname, '..')
+const npm = (cwd: string, ...args: string[]) =>
+  execFileSync('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false' } })
+
+/** A project outside this repository that installs the packed package, as a user would. */
+let project: string
+
+beforeAll(() => {
+  const packs = tempDir('imagegen-pack-')
+  npm(repo, 'pack', '--pack-destination', packs)
+  const tarball = readdirSync(packs).find((f) => f.endsWith('.tgz'))!
+  project = tempDir('imagegen-user-')
+  const viteVersion = JSON.parse(readFileSync(join(repo, 'node_modules/vite/package.json'), 'utf8')).version
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-site', private: true, type: 'module' }))
+  npm(project, 'install', join(packs, tarball), `vite@${viteVersion}`)
+}, 300_000)
+
+describe('the packed package', () => {
+  it('ships the built entries and the client types, and no sources or tests', () => {
+    const files = listFiles(join(project, 'node_modules/unplugin-imagegen'))
+    for (const entry of ['index', 'vite', 'rollup', 'webpack', 'esbuild', 'rspack']) {
+      expect(files).toContain(`dist/${entry}.js`)
+      expect(files).toContain(`dist/${entry}.cjs`)
+      expect(files).toContain(`dist/${entry}.d.ts`)
+    }
+    expect(files).toContain('client.d.ts')
+    expect(files).toContain('dist/cli.js')
+    expect(files.some((f) => f.startsWith('src/') || f.startsWith('test/'))).toBe(false)
+  })
+
+  it('loads every entry through ESM import and CJS require', () => {
+    const script = `
+      const require = (await import('node:module')).createRequire(import.meta.url)
+      for (const entry of ['vite', 'rollup', 'webpack', 'esbuild', 'rspack']) {
+        const esm = (await import('unplugin-imagegen/' + entry)).default
+        const cjs = require('unplugin-imagegen/' + entry)
+        if (typeof esm !== 'function' || typeof (cjs.default ?? cjs) !== 'function') throw new Error(entry)
+      }
+      const core = await import('unplugin-imagegen')
+      console.log(typeof core.parseManifest, typeof require('unplugin-imagegen').parseManifest)
+    `
+    expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, encoding: 'utf8' }).trim()).toBe('function function')
+  })
+
+  it('builds a Vite site that imports manifests through unplugin-imagegen/vite', () => {
+    writeProject(project, {
+      'index.html': '<!doctype html><img id="hero"><script type="module" src="/main.js"></script>',
+      'main.js': "import hero from './hero.images.yaml'\ndocument.getElementById('hero').src = hero.src\n",
+      'hero.images.yaml': 'prompt: A lighthouse at dusk\nwidth: 128\nheight: 64\n',
+      'vite.config.js': "import imagegen from 'unplugin-imagegen/vite'\nexport default { plugins: [imagegen({ provider: 'placeholder' })] }\n",
+    })
+    const output = execFileSync(join(project, 'node_modules/.bin/vite'), ['build'], { cwd: project, encoding: 'utf8' })
+    expect(output).toMatch(/imagegen: 1 image — 0 cached, 1 generated/)
+    const assets = listFiles(join(project, 'dist/assets'))
+    const png = assets.find((f) => f.endsWith('.png'))!
+    const js = readFileSync(join(project, 'dist/assets', assets.find((f) => f.endsWith('.js'))!), 'utf8')
+    expect(js).toContain(`/assets/${png}`)
+    return sharp(join(project, 'dist/assets', png))
+      .metadata()
+      .then((meta) => expect([meta.width, meta.height]).toEqual([128, 64]))
+  })
+})
