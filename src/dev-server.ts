@@ -2,28 +2,28 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { join } from 'node:path'
-import type { CachedImage, ImageCache } from './core/cache'
+import type { AssetFile, UrlFor } from './core/context'
 import { Code } from './core/module-code'
 
 const ROUTE = '@imagegen/'
-const FILE = /^[0-9a-f]{64}\.(png|jpg|webp|avif)$/
+const FILE = /^[0-9a-f]{16,64}(-[0-9a-z]+)*\.(png|jpg|webp|avif)$/
 const TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', webp: 'image/webp', avif: 'image/avif' }
 
-/** The dev server's URL of a cached image: served straight from the cache, not copied. */
-export function cacheUrl(base: string, image: CachedImage): Code {
-  return new Code(JSON.stringify(`${base.endsWith('/') ? base : `${base}/`}${ROUTE}${image.record.file}`))
+/** The dev server's URL of a file: served straight from where it is, not copied. */
+export function devServerUrl(base: string): UrlFor {
+  const prefix = `${base.endsWith('/') ? base : `${base}/`}${ROUTE}`
+  return (file: AssetFile) => new Code(JSON.stringify(`${prefix}${file.name}`))
 }
 
-/** Serves `<base>@imagegen/<key>.<ext>` from the cache folder; only names of that shape. */
-export function serveCache(cache: () => ImageCache) {
+/** Serves `<base>@imagegen/<key>.<ext>` from the given folders; only names of that shape. */
+export function serveCache(folders: () => string[]) {
   return (req: IncomingMessage, res: ServerResponse, next: () => void) => {
     const path = (req.url ?? '').split('?')[0]!
     const at = path.lastIndexOf(`/${ROUTE}`)
     const name = at === -1 ? '' : path.slice(at + ROUTE.length + 1)
     if (!FILE.test(name)) return next()
-    const file = join(cache().imagesDir, name)
-    stat(file).then(
-      (info) => {
+    firstExisting(folders().map((dir) => join(dir, name))).then(
+      ([file, info]) => {
         res.writeHead(200, {
           'Content-Type': TYPES[name.split('.').pop()!]!,
           'Content-Length': info.size,
@@ -35,4 +35,12 @@ export function serveCache(cache: () => ImageCache) {
       () => next(),
     )
   }
+}
+
+async function firstExisting(paths: string[]) {
+  for (const path of paths) {
+    const info = await stat(path).catch(() => undefined)
+    if (info?.isFile()) return [path, info] as const
+  }
+  throw new Error('not found')
 }

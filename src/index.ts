@@ -1,19 +1,23 @@
+import { readFile } from 'node:fs/promises'
 import { createUnplugin, type UnpluginFactory } from 'unplugin'
+import { ASSET_FILE, emittedAssetUrl, importedAssetUrl } from './asset-url'
 import { ImagegenContext } from './core/context'
 import { MANIFEST_PATTERN } from './core/manifest'
+import { devServerUrl, serveCache } from './dev-server'
 import { resolveOptions, type Options } from './options'
-import { cacheUrl, serveCache } from './dev-server'
-import { emitAsset } from './emit'
 
 export const PLUGIN_NAME = 'unplugin-imagegen'
 
-export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = {}) => {
+export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = {}, meta) => {
   let ctx: ImagegenContext | undefined
   let command: 'build' | 'serve' = 'build'
   let base = '/'
   let log = { info: (message: string) => console.log(message), warn: (message: string) => console.warn(message) }
   const context = (root?: string) =>
     (ctx ??= new ImagegenContext(resolveOptions(options, { root }), { info: (m) => log.info(m), warn: (m) => log.warn(m) }))
+  const emits = meta.framework === 'vite' || meta.framework === 'rollup' || meta.framework === 'rolldown'
+  /** Files a manifest module may import: only these are handed to the bundler's asset handling. */
+  const isImageAsset = (path: string) => ASSET_FILE.test(path) && path.startsWith(context().cache.imagesDir)
 
   return {
     name: PLUGIN_NAME,
@@ -29,11 +33,12 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
         const c = context()
         const loaded = await c.load(id)
         for (const file of loaded.dependencies) this.addWatchFile(file)
-        return c.moduleCode(loaded, (image) => (command === 'serve' ? cacheUrl(base, image) : emitAsset(this, image)))
+        const urlFor = command === 'serve' && meta.framework === 'vite' ? devServerUrl(base) : emits ? emittedAssetUrl(this) : importedAssetUrl
+        return c.moduleCode(loaded, urlFor)
       },
     },
     buildEnd() {
-      if (command === 'build') context().finishBuild()
+      context().finishBuild()
     },
     vite: {
       configResolved(config) {
@@ -43,7 +48,26 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
         context(config.root)
       },
       configureServer(server) {
-        server.middlewares.use(serveCache(() => context().cache))
+        server.middlewares.use(serveCache(() => [context().cache.imagesDir]))
+      },
+    },
+    webpack(compiler) {
+      context(compiler.context)
+      compiler.options.module.rules.push({ test: isImageAsset, type: 'asset/resource' })
+      compiler.hooks.watchRun.tap(PLUGIN_NAME, () => void (command = 'serve'))
+    },
+    rspack(compiler) {
+      context(compiler.context)
+      compiler.options.module.rules.push({ test: isImageAsset, type: 'asset/resource' })
+      compiler.hooks.watchRun.tap(PLUGIN_NAME, () => void (command = 'serve'))
+    },
+    esbuild: {
+      setup(build) {
+        context(build.initialOptions.absWorkingDir)
+        // esbuild's `file` loader copies the image under a content hash and gives its URL through `publicPath`.
+        build.onLoad({ filter: ASSET_FILE }, async (args) =>
+          isImageAsset(args.path) ? { contents: await readFile(args.path), loader: 'file' } : undefined,
+        )
       },
     },
   }

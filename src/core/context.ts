@@ -6,7 +6,7 @@ import { findManifests } from './discover'
 import { keyEntries, type KeyedEntry } from './entries'
 import { formatLocation, ImagegenError, ManifestError } from './errors'
 import { parseManifest, type Manifest } from './manifest'
-import { Code, collectionModule, singleImageModule, type ImageModuleValue } from './module-code'
+import { Code, collectionModule, ModuleImports, singleImageModule, type ImageModuleValue } from './module-code'
 import { BudgetError, planImages, Scheduler, type PlannedImage } from './scheduler'
 
 export interface LoadedManifest {
@@ -25,8 +25,14 @@ export interface ContextHooks {
   warn(message: string): void
 }
 
-/** How a bundler spells the URL of a cached image file in module code. */
-export type UrlFor = (image: CachedImage, entry: KeyedEntry) => Code | Promise<Code>
+/** A file the module must point at: its absolute path and the name it should be emitted under. */
+export interface AssetFile {
+  path: string
+  name: string
+}
+
+/** How a bundler spells the URL of a file in module code; `imports` collects any imports it needs. */
+export type UrlFor = (file: AssetFile, imports: ModuleImports) => Code | Promise<Code>
 
 /**
  * Everything one plugin instance knows: options, cache, scheduler and the current
@@ -110,12 +116,13 @@ export class ImagegenContext {
 
   /** The module's code, with each image's URL spelled by the bundler. */
   async moduleCode(loaded: LoadedManifest, urlFor: UrlFor): Promise<string> {
+    const imports = new ModuleImports()
     const values = await Promise.all(
       loaded.entries.map(async (entry): Promise<ImageModuleValue> => {
         const cached = loaded.images.get(entry.key)
         const { width, height } = cached?.record ?? entry.pixels
         return {
-          src: cached ? await urlFor(cached, entry) : new Code(JSON.stringify(missingImageDataUrl(entry))),
+          src: cached ? await urlFor({ path: cached.path, name: cached.record.file }, imports) : new Code(JSON.stringify(missingImageDataUrl(entry))),
           width,
           height,
           format: cached?.record.format ?? 'png',
@@ -127,8 +134,8 @@ export class ImagegenContext {
         }
       }),
     )
-    if (loaded.manifest.kind === 'single') return singleImageModule(values[0]!)
-    return collectionModule(new Map(loaded.entries.map((entry, i) => [entry.name!, values[i]!])))
+    if (loaded.manifest.kind === 'single') return singleImageModule(values[0]!, imports.preamble())
+    return collectionModule(new Map(loaded.entries.map((entry, i) => [entry.name!, values[i]!])), imports.preamble())
   }
 
   /** Ends a build: the error for missing images, else the summary line. */

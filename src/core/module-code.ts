@@ -55,6 +55,25 @@ function literal(value: unknown): string {
   return JSON.stringify(value)
 }
 
+/** Imports a module needs at its top (files handed to the bundler's own asset handling). */
+export class ModuleImports {
+  private readonly names = new Map<string, string>()
+
+  /** A binding for the default export of `specifier`, imported once however often it is asked for. */
+  add(specifier: string): Code {
+    let name = this.names.get(specifier)
+    if (!name) {
+      name = `__imagegen_asset${this.names.size}`
+      this.names.set(specifier, name)
+    }
+    return new Code(name)
+  }
+
+  preamble(): string {
+    return [...this.names].map(([specifier, name]) => `import ${name} from ${JSON.stringify(specifier)};\n`).join('')
+  }
+}
+
 export function singleImageModule(image: ImageModuleValue, preamble = ''): string {
   return `${preamble}const image = ${literal(image)};\nexport default image;\n`
 }

@@ -55,7 +55,7 @@ export async function viteBuild(root: string, options: Options, config: InlineCo
   logger.info = (msg) => void logs.push(msg)
   logger.warn = (msg) => void logs.push(msg)
   logger.warnOnce = (msg) => void logs.push(msg)
-  const outDir = join(root, 'dist')
+  const outDir = config.build?.outDir ?? join(root, 'dist')
   await build({
     root,
     base: '/site/',
@@ -63,8 +63,8 @@ export async function viteBuild(root: string, options: Options, config: InlineCo
     customLogger: logger,
     configFile: false,
     plugins: [imagegen({ root, ...options })],
-    build: { outDir, emptyOutDir: true, rollupOptions: { input: join(root, 'src/main.js') } },
     ...config,
+    build: { outDir, emptyOutDir: true, rollupOptions: { input: join(root, 'src/main.js') }, ...config.build },
   })
   const files = listFiles(outDir)
   const entry = files.find((f) => f.endsWith('.js'))!
