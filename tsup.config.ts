@@ -13,6 +13,13 @@ export default defineConfig([
     format: ['esm', 'cjs'],
     dts: true,
     clean: true,
+    splitting: true,
+    // A bundler entry's CJS build is the plugin itself, so both `require('unplugin-imagegen/webpack')`
+    // and `require('unplugin-imagegen/webpack').default` (as other unplugins are written) work.
+    footer: ({ format }) =>
+      format === 'cjs'
+        ? { js: "if (typeof exports.default === 'function' && Object.keys(exports).length === 1) { module.exports = exports.default; module.exports.default = exports.default }" }
+        : {},
     target: 'node20',
     // p-limit is ESM-only; bundling it keeps the CJS entries loadable everywhere.
     noExternal: ['p-limit'],

@@ -18,9 +18,11 @@ beforeAll(() => {
   npm(repo, 'pack', '--pack-destination', packs)
   const tarball = readdirSync(packs).find((f) => f.endsWith('.tgz'))!
   project = tempDir('imagegen-user-')
-  const viteVersion = JSON.parse(readFileSync(join(repo, 'node_modules/vite/package.json'), 'utf8')).version
+  // The same bundler versions this repository tests with, so the install can come from npm's cache.
+  const version = (name: string) => JSON.parse(readFileSync(join(repo, 'node_modules', name, 'package.json'), 'utf8')).version
+  const bundlers = ['vite', 'rollup', 'webpack', 'esbuild', '@rspack/core'].map((name) => `${name}@${version(name)}`)
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user-site', private: true, type: 'module' }))
-  npm(project, 'install', join(packs, tarball), `vite@${viteVersion}`)
+  npm(project, 'install', join(packs, tarball), ...bundlers)
 }, 300_000)
 
 describe('the packed package', () => {
@@ -50,11 +52,37 @@ describe('the packed package', () => {
     expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, encoding: 'utf8' }).trim()).toBe('function function')
   })
 
+  it.each([
+    ['rollup', 'rollup.config.mjs (ESM)', ['node_modules/.bin/rollup', '-c', 'rollup.config.mjs']],
+    ['webpack', 'build-webpack.cjs (CJS, `.default`)', ['build-webpack.cjs']],
+    ['rspack', 'build-rspack.cjs (CJS)', ['build-rspack.cjs']],
+    ['esbuild', 'build-esbuild.mjs (ESM)', ['build-esbuild.mjs']],
+  ])('builds with %s through %s', async (bundler, _, command) => {
+    const out = `out-${bundler}`
+    writeProject(project, {
+      'entry.js': "import hero from './hero.images.yaml'\nglobalThis.hero = hero\n",
+      'hero.images.yaml': 'prompt: A lighthouse at dusk\nwidth: 128\nheight: 64\n',
+      'rollup.config.mjs': `import imagegen from 'unplugin-imagegen/rollup'\nexport default { input: 'entry.js', output: { dir: '${out}', format: 'es' }, plugins: [imagegen({ provider: 'placeholder' })] }\n`,
+      'build-webpack.cjs': `const webpack = require('webpack')\nconst imagegen = require('unplugin-imagegen/webpack').default\nwebpack({ mode: 'production', context: __dirname, entry: './entry.js', output: { path: __dirname + '/${out}', publicPath: '/static/' }, plugins: [imagegen({ provider: 'placeholder' })] }, (err, stats) => { if (err || stats.hasErrors()) { console.error(err || stats.toString()); process.exit(1) } })\n`,
+      'build-rspack.cjs': `const { rspack } = require('@rspack/core')\nconst imagegen = require('unplugin-imagegen/rspack')\nrspack({ mode: 'production', context: __dirname, entry: './entry.js', output: { path: __dirname + '/${out}', publicPath: '/static/' }, plugins: [imagegen({ provider: 'placeholder' })] }, (err, stats) => { if (err || stats.hasErrors()) { console.error(err || stats.toString()); process.exit(1) } })\n`,
+      'build-esbuild.mjs': `import { build } from 'esbuild'\nimport imagegen from 'unplugin-imagegen/esbuild'\nawait build({ entryPoints: ['entry.js'], bundle: true, outdir: '${out}', publicPath: '/static/', plugins: [imagegen({ provider: 'placeholder' })] })\n`,
+    })
+    const [file, ...args] = command as string[]
+    execFileSync(file!.startsWith('node_modules') ? join(project, file!) : process.execPath, file!.startsWith('node_modules') ? args : [file!, ...args], { cwd: project, encoding: 'utf8', stdio: 'pipe' })
+    const files = listFiles(join(project, out))
+    const png = files.find((f) => f.endsWith('.png'))!
+    expect(png).toBeDefined()
+    const js = files.filter((f) => f.endsWith('.js')).map((f) => readFileSync(join(project, out, f), 'utf8')).join('\n')
+    expect(js).toContain(png.split('/').pop())
+    const meta = await sharp(join(project, out, png)).metadata()
+    expect([meta.width, meta.height]).toEqual([128, 64])
+  })
+
   it('builds a Vite site that imports manifests through unplugin-imagegen/vite', () => {
     writeProject(project, {
       'index.html': '<!doctype html><img id="hero"><script type="module" src="/main.js"></script>',
       'main.js': "import hero from './hero.images.yaml'\ndocument.getElementById('hero').src = hero.src\n",
-      'hero.images.yaml': 'prompt: A lighthouse at dusk\nwidth: 128\nheight: 64\n',
+      'hero.images.yaml': 'prompt: A lighthouse at dawn\nwidth: 128\nheight: 64\n',
       'vite.config.js': "import imagegen from 'unplugin-imagegen/vite'\nexport default { plugins: [imagegen({ provider: 'placeholder' })] }\n",
     })
     const output = execFileSync(join(project, 'node_modules/.bin/vite'), ['build'], { cwd: project, encoding: 'utf8' })
