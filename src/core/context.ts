@@ -4,6 +4,7 @@ import type { ResolvedOptions } from '../options'
 import { ImageCache, type CachedImage } from './cache'
 import { findManifests } from './discover'
 import { keyEntries, type KeyedEntry } from './entries'
+import { writeDeclaration } from './declaration'
 import { formatLocation, ImagegenError, ManifestError } from './errors'
 import { parseManifest, type Manifest } from './manifest'
 import { Code, collectionModule, ModuleImports, singleImageModule, type ImageModuleValue } from './module-code'
@@ -169,6 +170,7 @@ export class ImagegenContext {
       throw new ImagegenError(`cannot read ${display}: ${(error as NodeJS.ErrnoException).code ?? error}`)
     }
     const manifest = parseManifest(bytes, display)
+    if (this.options.dts) await writeDeclaration(manifest, file)
     const entries = await keyEntries(manifest, { manifestPath: file, root: this.options.root, provider: this.options.provider.name })
     const references = entries.map((e) => e.request.image).filter((p): p is string => p !== undefined)
     return { manifest, entries, dependencies: [file, ...new Set(references)] }
