@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { join } from 'node:path'
+import type { ViteDevServer } from 'vite'
 import type { AssetFile, UrlFor } from './core/context'
 import { Code } from './core/module-code'
 
@@ -43,4 +44,11 @@ async function firstExisting(paths: string[]) {
     if (info?.isFile()) return [path, info] as const
   }
   throw new Error('not found')
+}
+
+/** Reloads a module in every environment that loaded it; Vite then sends the HMR update. */
+export async function reloadFile(server: ViteDevServer, file: string): Promise<void> {
+  for (const environment of Object.values(server.environments)) {
+    for (const module of environment.moduleGraph.getModulesByFile(file) ?? []) await environment.reloadModule(module)
+  }
 }

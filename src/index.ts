@@ -3,7 +3,7 @@ import { createUnplugin, type UnpluginFactory } from 'unplugin'
 import { ASSET_FILE, emittedAssetUrl, importedAssetUrl } from './asset-url'
 import { ImagegenContext } from './core/context'
 import { MANIFEST_PATTERN } from './core/manifest'
-import { devServerUrl, serveCache } from './dev-server'
+import { devServerUrl, reloadFile, serveCache } from './dev-server'
 import { resolveOptions, type Options } from './options'
 
 export const PLUGIN_NAME = 'unplugin-imagegen'
@@ -12,6 +12,7 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
   let ctx: ImagegenContext | undefined
   let command: 'build' | 'serve' = 'build'
   let base = '/'
+  let devServer: { reload(file: string): Promise<void> } | undefined
   let log = { info: (message: string) => console.log(message), warn: (message: string) => console.warn(message) }
   const context = (root?: string) =>
     (ctx ??= new ImagegenContext(resolveOptions(options, { root }), { info: (m) => log.info(m), warn: (m) => log.warn(m) }))
@@ -34,6 +35,7 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
         const loaded = await c.load(id)
         for (const file of loaded.dependencies) this.addWatchFile(file)
         const urlFor = command === 'serve' && meta.framework === 'vite' ? devServerUrl(base) : emits ? emittedAssetUrl(this) : importedAssetUrl
+        void loaded.generating?.then(() => devServer?.reload(id))
         return c.moduleCode(loaded, urlFor)
       },
     },
@@ -48,6 +50,7 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
         context(config.root)
       },
       configureServer(server) {
+        devServer = { reload: (file) => reloadFile(server, file) }
         server.middlewares.use(serveCache(() => [context().cache.imagesDir]))
       },
     },

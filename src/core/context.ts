@@ -15,8 +15,10 @@ export interface LoadedManifest {
   entries: KeyedEntry[]
   /** The cached image of each key; absent for images that could not be made. */
   images: Map<string, CachedImage>
-  /** Files the module depends on (the manifest and any reference images), to watch. */
+  /** Files the module depends on besides the manifest itself (reference images), to watch. */
   dependencies: string[]
+  /** In dev: the images being generated in the background; the module should be reloaded when it settles. */
+  generating?: Promise<void>
 }
 
 export interface ContextHooks {
@@ -102,17 +104,28 @@ export class ImagegenContext {
       images.set(image.key, image.cached!)
       if (!this.tally.has(image.key)) this.tally.set(image.key, 'cached')
     }
+    let generating: Promise<void> | undefined
     if (plan.missing.length > 0) {
       if (this.options.cannotGenerate) {
         this.noteMissing(plan.missing)
+      } else if (this.command === 'serve') {
+        // A dev server never waits for a prediction: the module shows placeholders now,
+        // and the caller reloads it once the images are cached.
+        generating = this.generate(plan.missing).then(
+          () => {},
+          (error: Error) => this.hooks.warn(error.message),
+        )
       } else {
-        for (const cached of await this.scheduler.generate(plan.missing)) {
-          images.set(cached.record.key, cached)
-          this.tally.set(cached.record.key, 'generated')
-        }
+        for (const cached of await this.generate(plan.missing)) images.set(cached.record.key, cached)
       }
     }
-    return { manifest, entries, images, dependencies }
+    return { manifest, entries, images, dependencies, generating }
+  }
+
+  private async generate(missing: readonly PlannedImage[]): Promise<CachedImage[]> {
+    const generated = await this.scheduler.generate(missing)
+    for (const cached of generated) this.tally.set(cached.record.key, 'generated')
+    return generated
   }
 
   /** The module's code, with each image's URL spelled by the bundler. */
@@ -123,7 +136,9 @@ export class ImagegenContext {
         const cached = loaded.images.get(entry.key)
         const { width, height } = cached?.record ?? entry.pixels
         return {
-          src: cached ? await urlFor({ path: cached.path, name: cached.record.file }, imports) : new Code(JSON.stringify(missingImageDataUrl(entry))),
+          src: cached
+            ? await urlFor({ path: cached.path, name: cached.record.file }, imports)
+            : new Code(JSON.stringify(missingImageDataUrl(entry, loaded.generating ? 'generating' : 'missing'))),
           width,
           height,
           format: cached?.record.format ?? 'png',
@@ -173,7 +188,9 @@ export class ImagegenContext {
     if (this.options.dts) await writeDeclaration(manifest, file)
     const entries = await keyEntries(manifest, { manifestPath: file, root: this.options.root, provider: this.options.provider.name })
     const references = entries.map((e) => e.request.image).filter((p): p is string => p !== undefined)
-    return { manifest, entries, dependencies: [file, ...new Set(references)] }
+    // The manifest itself is the module's own file, watched already; listing it would make Vite
+    // record the module as its own importer, which stops HMR from propagating.
+    return { manifest, entries, dependencies: [...new Set(references)] }
   }
 
   private noteMissing(images: readonly PlannedImage[]): void {
@@ -200,13 +217,13 @@ export function missingImagesError(entries: readonly KeyedEntry[], reason: strin
   )
 }
 
-/** A neutral box of the asked size, shown in dev while an image is missing. */
-export function missingImageDataUrl(entry: KeyedEntry): string {
+/** A neutral box of the asked size, shown in dev while an image is missing or being generated. */
+export function missingImageDataUrl(entry: KeyedEntry, state: 'generating' | 'missing'): string {
   const { width, height } = entry.pixels
   const label = entry.spec.alt.replace(/[<>&"]/g, '').slice(0, 80)
   const svg =
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">` +
     `<rect width="100%" height="100%" fill="#d9dce1"/>` +
-    `<text x="50%" y="50%" text-anchor="middle" font-family="sans-serif" font-size="${Math.max(12, Math.round(width / 40))}" fill="#5b6270">missing: ${label}</text></svg>`
+    `<text x="50%" y="50%" text-anchor="middle" font-family="sans-serif" font-size="${Math.max(12, Math.round(width / 40))}" fill="#5b6270">${state === 'generating' ? 'generating…' : 'missing'}: ${label}</text></svg>`
   return `data:image/svg+xml,${encodeURIComponent(svg)}`
 }

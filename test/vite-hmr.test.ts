@@ -1,0 +1,79 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createLogger, createServer, type HotPayload, type ViteDevServer } from 'vite'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import imagegen from '../src/vite'
+import { startAtlasServer, type AtlasServer } from './atlas-server'
+import { viteBuild, viteProject } from './helpers/vite-project'
+
+const API_KEY = 'sk-imagegen-hmr-5b7e'
+let atlas: AtlasServer
+let dev: ViteDevServer | undefined
+
+beforeAll(async () => {
+  atlas = await startAtlasServer({ apiKey: API_KEY, latencyMs: 150 })
+})
+afterAll(async () => {
+  await dev?.close()
+  await atlas.close()
+})
+
+/** Waits until `check` holds, polling; fails after a generous bound instead of hanging. */
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (check()) return
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  throw new Error(`gave up waiting for ${what} (${JSON.stringify({ downloads: atlas.downloads, submits: atlas.submits.length })})`)
+}
+
+describe('vite dev with a key', () => {
+  it('regenerates only the edited entry in the background and sends an HMR update when it arrives', async () => {
+    const options = { apiKey: API_KEY, baseURL: atlas.url, pollIntervalMs: 5 }
+    const root = viteProject()
+    await viteBuild(root, options) // every image cached
+    atlas.reset()
+
+    const logger = createLogger('silent')
+    dev = await createServer({
+      root,
+      configFile: false,
+      customLogger: logger,
+      plugins: [imagegen({ root, ...options })],
+      server: { host: '127.0.0.1', port: 0, hmr: { port: 0 } },
+    })
+    const payloads: HotPayload[] = []
+    const hot = dev.environments.client.hot
+    const send = hot.send.bind(hot)
+    hot.send = ((payload: HotPayload) => {
+      payloads.push(payload)
+      send(payload)
+    }) as typeof hot.send
+    await dev.listen()
+    const origin = `http://127.0.0.1:${(dev.httpServer!.address() as { port: number }).port}`
+    const module = async () => (await fetch(`${origin}/src/art.images.yaml?import`)).text()
+
+    const before = await module()
+    expect(before).not.toContain('data:image/svg+xml')
+    expect(atlas.requests).toBe(0)
+
+    const file = join(root, 'src/art.images.yaml')
+    writeFileSync(file, readFileSync(file, 'utf8').replace('A robot mascot', 'A robot mascot on a skateboard'))
+    await until(() => payloads.length > 0, 'the HMR message for the manifest edit')
+
+    // The edited module answers at once, with a placeholder for the one image being generated.
+    const during = await module()
+    expect(during.match(/data:image\/svg\+xml/g)).toHaveLength(1)
+    expect(decodeURIComponent(during)).toContain('generating…')
+    const sentBeforeArrival = payloads.length
+
+    await until(() => atlas.downloads === 1 && payloads.length > sentBeforeArrival, 'the HMR update after the image arrived')
+    expect(atlas.submits).toHaveLength(1)
+    expect(atlas.submits[0]).toMatchObject({ prompt: 'A robot mascot on a skateboard' })
+    expect(payloads.slice(sentBeforeArrival).some((p) => p.type === 'update' || p.type === 'full-reload')).toBe(true)
+
+    const after = await module()
+    expect(after).not.toContain('data:image/svg+xml')
+    expect(atlas.submits).toHaveLength(1)
+  })
+})
