@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path'
 import { z } from 'zod'
+import { CONFIG_FILE, readConfigFile } from './config'
 import { ImagegenError } from './core/errors'
 import { createAtlasProvider } from './providers/atlas/provider'
 import { createPlaceholderProvider } from './providers/placeholder'
@@ -60,6 +61,18 @@ export interface Options {
    * @default 1000
    */
   pollIntervalMs?: number
+  /**
+   * Write exact types beside each manifest (`art.images.d.yaml.ts`), so named imports are
+   * checked. Needs `"allowArbitraryExtensions": true` in tsconfig.json.
+   * @default false
+   */
+  dts?: boolean
+  /**
+   * Where files derived from the cache (other formats, widths, placeholders) are kept.
+   * They are rebuilt from `.imagegen/` whenever missing; do not commit them.
+   * @default 'node_modules/.cache/unplugin-imagegen'
+   */
+  derivedCacheDir?: string
 }
 
 const optionsSchema = z.strictObject({
@@ -80,6 +93,8 @@ const optionsSchema = z.strictObject({
   maxNewImages: z.int().min(0).optional(),
   timeoutMs: z.int().min(1).optional(),
   pollIntervalMs: z.int().min(1).optional(),
+  dts: z.boolean().optional(),
+  derivedCacheDir: z.string().min(1).optional(),
 })
 
 export interface ResolvedOptions {
@@ -90,18 +105,18 @@ export interface ResolvedOptions {
   cannotGenerate?: string
   concurrency: number
   maxNewImages: number
+  dts: boolean
+  derivedCacheDir: string
 }
 
 /** Validates the options once and settles every default. Never returns or logs the key. */
 export function resolveOptions(options: Options = {}, defaults: { root?: string; env?: NodeJS.ProcessEnv } = {}): ResolvedOptions {
-  const parsed = optionsSchema.safeParse(options)
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `\`${i.path.join('.') || 'options'}\` ${i.message}`)
-    throw new ImagegenError(`invalid plugin options: ${problems.join('; ')}`)
-  }
+  const given = validateOptions(options, 'invalid plugin options')
   const env = defaults.env ?? process.env
-  const o = parsed.data
-  const root = resolve(o.root ?? defaults.root ?? process.cwd())
+  const root = resolve(given.root ?? defaults.root ?? process.cwd())
+  // The project's imagegen.config.json lies under the options given here, which win field by field.
+  const file = readConfigFile(root)
+  const o = file ? { ...validateOptions(file.options, `invalid ${CONFIG_FILE}`), ...withoutUndefined(given) } : given
   const cacheDir = o.cacheDir && isAbsolute(o.cacheDir) ? o.cacheDir : resolve(root, o.cacheDir ?? '.imagegen')
   const offline = o.mode === 'offline' || (o.mode === undefined && ['1', 'true'].includes(env.IMAGEGEN_OFFLINE ?? ''))
   const apiKey = o.apiKey || env.ATLASCLOUD_API_KEY || undefined
@@ -118,5 +133,20 @@ export function resolveOptions(options: Options = {}, defaults: { root?: string;
     provider = o.provider
     if (offline) cannotGenerate = 'offline mode is on (`mode: \'offline\'` or IMAGEGEN_OFFLINE=1)'
   }
-  return { root, cacheDir, provider, cannotGenerate, concurrency: o.concurrency ?? 4, maxNewImages: o.maxNewImages ?? 25 }
+  return { root, cacheDir, provider, cannotGenerate, concurrency: o.concurrency ?? 4, maxNewImages: o.maxNewImages ?? 25, dts: o.dts ?? false,
+    derivedCacheDir: resolve(root, o.derivedCacheDir ?? 'node_modules/.cache/unplugin-imagegen'),
+  }
+}
+
+function validateOptions(options: unknown, what: string): z.infer<typeof optionsSchema> {
+  const parsed = optionsSchema.safeParse(options)
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `\`${i.path.join('.') || 'options'}\` ${i.message}`)
+    throw new ImagegenError(`${what}: ${problems.join('; ')}`)
+  }
+  return parsed.data
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>
 }

@@ -1,0 +1,148 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { didYouMean } from '../core/did-you-mean'
+import { usageError } from './terminal'
+
+export const COMMANDS = ['generate', 'status', 'prune', 'verify'] as const
+export type CommandName = (typeof COMMANDS)[number]
+
+type Flags = NonNullable<ParseArgsConfig['options']>
+
+const HELP_FLAG: Flags = { help: { type: 'boolean', short: 'h' } }
+
+/** Each command's flags, and whether it takes paths. */
+const SPECS = {
+  generate: {
+    paths: true,
+    flags: {
+      'dry-run': { type: 'boolean' },
+      json: { type: 'boolean' },
+      concurrency: { type: 'string' },
+      'max-new': { type: 'string' },
+    },
+  },
+  status: { paths: true, flags: { json: { type: 'boolean' } } },
+  prune: { paths: false, flags: { 'dry-run': { type: 'boolean' }, 'any-provider': { type: 'boolean' } } },
+  verify: { paths: false, flags: {} },
+} satisfies Record<CommandName, { paths: boolean; flags: Flags }>
+
+export const HELP = `imagegen — generate the images of *.images.yaml manifests (FLUX.1 [schnell] on Atlas Cloud)
+
+Usage:
+  imagegen generate [paths…]  generate every missing image of the manifests under the paths
+  imagegen status [paths…]    show each entry as cached or missing; exit 1 when any is missing
+  imagegen prune [--dry-run]  delete cache entries that no manifest uses
+  imagegen verify             re-hash every cached image against its record; exit 1 on damage
+
+Paths default to the current folder; node_modules, .git and build output are skipped.
+Run \`imagegen <command> --help\` for a command's flags.
+
+Options:
+  -h, --help      show this help
+  -v, --version   print the version
+
+Configuration: imagegen.config.json at the project root (the same file the bundler plugin
+reads). ATLASCLOUD_API_KEY holds the key, ATLASCLOUD_BASE_URL overrides the endpoint,
+IMAGEGEN_OFFLINE=1 forbids the network.
+
+Exit codes: 0 ok, 1 something missing, failed or damaged, 2 bad arguments, config or
+manifests, 130/143 stopped by SIGINT/SIGTERM.`
+
+export const COMMAND_HELP: Record<CommandName, string> = {
+  generate: `Usage: imagegen generate [paths…] [options]
+
+Generates every image of the manifests under the paths that is not in the cache yet,
+after printing the plan (cached, to generate, within the bill guard or not).
+
+Options:
+  --dry-run         print the plan and the images it would generate, then stop
+  --max-new N       allow up to N new images in this run (default: maxNewImages, 25)
+  --concurrency N   predictions at once (default: concurrency, 4)
+  --json            print one JSON result on stdout instead of progress
+  -h, --help        show this help
+
+Ctrl-C stops cleanly: images that arrived stay cached, and predictions already submitted
+are resumed by the next run without being paid again.`,
+  status: `Usage: imagegen status [paths…] [options]
+
+Prints one line per manifest entry — manifest, name, key prefix, cached or missing —
+and a summary. Exits 1 when any image is missing: the CI guard.
+
+Options:
+  --json       print one JSON result on stdout
+  -h, --help   show this help`,
+  prune: `Usage: imagegen prune [options]
+
+Deletes the cache entries (image and record) that no manifest of the project uses.
+Entries made by another provider than the configured one are kept unless --any-provider.
+
+Options:
+  --dry-run        list the entries and their sizes, delete nothing
+  --any-provider   also delete unused entries made by another provider
+  -h, --help       show this help`,
+  verify: `Usage: imagegen verify
+
+Re-hashes every cached image against the SHA-256 and size in its record.
+Exits 1 and lists the damaged entries when any file differs.
+
+Options:
+  -h, --help   show this help`,
+}
+
+export type Invocation =
+  /** `usage`: shown because no command was given, so to stderr with exit 2. */
+  | { kind: 'help'; text: string; usage?: boolean }
+  | { kind: 'version' }
+  | { kind: 'command'; command: CommandName; paths: string[]; flags: Record<string, unknown> }
+
+/** Reads argv (without `node` and the script). Throws a usage error (exit 2) on anything unknown. */
+export function parseInvocation(argv: readonly string[]): Invocation {
+  const first = argv[0]
+  if (first === undefined) return { kind: 'help', text: HELP, usage: true }
+  if (first === '-h' || first === '--help' || first === 'help') return { kind: 'help', text: HELP }
+  if (first === '-v' || first === '--version' || first === 'version') return { kind: 'version' }
+  if (!(COMMANDS as readonly string[]).includes(first)) {
+    const guess = first.startsWith('-') ? undefined : didYouMean(first, COMMANDS)
+    throw usageError(`unknown command \`${first}\`${guess ? `: did you mean \`${guess}\`?` : `; the commands are ${COMMANDS.join(', ')}`}`)
+  }
+  const command = first as CommandName
+  const spec = SPECS[command]
+  const flagSpec: Flags = { ...spec.flags, ...HELP_FLAG }
+  let parsed
+  try {
+    parsed = parseArgs({ args: [...argv.slice(1)], options: flagSpec, allowPositionals: true, strict: true })
+  } catch (error) {
+    throw usageError(describeParseError(error as Error & { code?: string }, command, flagSpec))
+  }
+  if (parsed.values.help) return { kind: 'help', text: COMMAND_HELP[command] }
+  if (!spec.paths && parsed.positionals.length > 0) {
+    throw usageError(`\`imagegen ${command}\` takes no paths (got ${parsed.positionals.map((p) => `\`${p}\``).join(', ')}): it always looks at the whole project`)
+  }
+  return { kind: 'command', command, paths: parsed.positionals, flags: parsed.values }
+}
+
+function describeParseError(error: Error & { code?: string }, command: CommandName, flags: Flags): string {
+  const names = Object.keys(flags).map((f) => `--${f}`)
+  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const flag = /'([^']+)'/.exec(error.message)?.[1] ?? ''
+    const guess = didYouMean(flag.replace(/=.*$/, ''), names)
+    return `unknown option \`${flag}\` for \`imagegen ${command}\`${guess ? `: did you mean \`${guess}\`?` : `; its options are ${names.join(', ')}`}`
+  }
+  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+    const flag = /--([a-z-]+)/.exec(error.message)?.[0] ?? 'an option'
+    return `\`${flag}\` ${flags[flag.slice(2)]?.type === 'string' ? 'needs a value, like `' + flag + ' 10`' : 'takes no value'}`
+  }
+  return error.message
+}
+
+/** A whole number flag within bounds, or a usage error. */
+export function integerFlag(flags: Record<string, unknown>, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const raw = flags[name]
+  if (raw === undefined) return undefined
+  const text = String(raw)
+  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`
+    throw usageError(`\`--${name}\` must be a whole number ${range} (got \`${text}\`)`)
+  }
+  return value
+}

@@ -1,0 +1,61 @@
+import { join } from 'node:path'
+import pLimit from 'p-limit'
+import { hashFile } from '../../core/cache'
+import { listCache, readRecord } from '../cache-files'
+import { displayPath, openProject } from '../project'
+import { EXIT, plural, table, type ExitCode } from '../terminal'
+import type { CommandContext } from './context'
+
+const HASHES_AT_ONCE = 8
+
+export async function verifyCommand(ctx: CommandContext): Promise<ExitCode> {
+  const { terminal } = ctx
+  const project = openProject(ctx.cwd, {}, ctx.env)
+  const { imagesDir } = project.cache
+  const cacheDir = displayPath(project, project.options.cacheDir)
+  const listing = await listCache(imagesDir)
+  if (!listing || (listing.records.length === 0 && listing.images.size === 0)) {
+    terminal.err(`imagegen: the cache (${cacheDir}/) holds no images; nothing to verify`)
+    return EXIT.ok
+  }
+
+  const limit = pLimit(HASHES_AT_ONCE)
+  const checks = await Promise.all(
+    listing.records.map((key) =>
+      limit(async (): Promise<{ path: string; problem?: string }> => {
+        const read = await readRecord(imagesDir, key)
+        if (!read.ok) return { path: displayPath(project, join(imagesDir, `${key}.json`)), problem: read.problem }
+        const { record } = read
+        const path = join(imagesDir, record.file)
+        const shown = displayPath(project, path)
+        let actual
+        try {
+          actual = await hashFile(path)
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code
+          return { path: shown, problem: code === 'ENOENT' ? 'the image file is missing' : `the image cannot be read (${code})` }
+        }
+        if (actual.size !== record.size) return { path: shown, problem: `${actual.size} bytes, the record says ${record.size}` }
+        if (actual.sha256 !== record.sha256) {
+          return { path: shown, problem: `SHA-256 ${actual.sha256.slice(0, 12)}… differs from the recorded ${record.sha256.slice(0, 12)}…` }
+        }
+        return { path: shown }
+      }),
+    ),
+  )
+  const damaged = checks.filter((c) => c.problem !== undefined)
+  for (const line of table(damaged.map((d) => ['damaged', d.path, d.problem!]))) terminal.out(line)
+
+  const recorded = new Set(listing.records)
+  const orphans = [...listing.images.keys()].filter((key) => !recorded.has(key))
+  terminal.err(`imagegen: verified ${plural(checks.length, 'cache entry', 'cache entries')} — ${checks.length - damaged.length} intact, ${damaged.length} damaged`)
+  if (orphans.length > 0) {
+    terminal.err(`imagegen: ${plural(orphans.length, 'image file has', 'image files have')} no record (not used by any build); \`imagegen prune\` removes those no manifest asks for`)
+  }
+  if (damaged.length === 0) return EXIT.ok
+  terminal.err(
+    `[imagegen] ${plural(damaged.length, 'cache entry is', 'cache entries are')} damaged. Restore ${damaged.length === 1 ? 'it' : 'them'} from git ` +
+      `(\`git checkout -- ${cacheDir}\`), or delete the image and its record and run \`imagegen generate\` to make ${damaged.length === 1 ? 'it' : 'them'} again.`,
+  )
+  return EXIT.incomplete
+}

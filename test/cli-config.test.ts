@@ -1,0 +1,55 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { CONFIG_FILE, findProjectRoot } from '../src/config'
+import { resolveOptions } from '../src/options'
+import { tempDir } from './helpers/temp'
+
+function withConfig(config: unknown): string {
+  const root = tempDir('imagegen-config-')
+  writeFileSync(join(root, CONFIG_FILE), typeof config === 'string' ? config : JSON.stringify(config))
+  return root
+}
+
+describe('imagegen.config.json under the plugin options', () => {
+  it('supplies the options the plugin does not give; the plugin options win', () => {
+    const root = withConfig({ cacheDir: 'art', provider: 'placeholder', concurrency: 2, maxNewImages: 7 })
+    const fromFile = resolveOptions({}, { root, env: {} })
+    expect(fromFile).toMatchObject({ root, cacheDir: join(root, 'art'), concurrency: 2, maxNewImages: 7 })
+    expect(fromFile.provider.name).toBe('placeholder')
+    const overridden = resolveOptions({ maxNewImages: 50, cacheDir: '.cache', concurrency: undefined }, { root, env: {} })
+    expect(overridden).toMatchObject({ cacheDir: join(root, '.cache'), concurrency: 2, maxNewImages: 50 })
+  })
+
+  it('is read from the root the options name', () => {
+    const root = withConfig({ maxNewImages: 3 })
+    expect(resolveOptions({ root }, { root: '/elsewhere', env: {} }).maxNewImages).toBe(3)
+    expect(resolveOptions({}, { root: tempDir(), env: {} }).maxNewImages).toBe(25)
+  })
+
+  it('refuses an API key, a root and unknown options, with the file named', () => {
+    expect(() => resolveOptions({}, { root: withConfig({ apiKey: 'sk-secret-123' }), env: {} })).toThrow(
+      '[imagegen] imagegen.config.json: `apiKey` must not be in the config file, which is committed: set the ATLASCLOUD_API_KEY environment variable instead',
+    )
+    expect(() => resolveOptions({}, { root: withConfig({ apiKey: 'sk-secret-123' }), env: {} })).not.toThrow(/sk-secret/)
+    expect(() => resolveOptions({}, { root: withConfig({ root: '..' }), env: {} })).toThrow('`root` cannot be set in the config file')
+    expect(() => resolveOptions({}, { root: withConfig({ maxNewImage: 3 }), env: {} })).toThrow('unknown option `maxNewImage`: did you mean `maxNewImages`?')
+    expect(() => resolveOptions({}, { root: withConfig({ provider: { name: 'x' } }), env: {} })).toThrow('`provider` must be "atlas" or "placeholder"')
+    expect(() => resolveOptions({}, { root: withConfig({ concurrency: 0 }), env: {} })).toThrow('[imagegen] invalid imagegen.config.json: `concurrency`')
+    expect(() => resolveOptions({}, { root: withConfig('{ "mode": '), env: {} })).toThrow('[imagegen] imagegen.config.json is not valid JSON')
+    expect(() => resolveOptions({}, { root: withConfig([1]), env: {} })).toThrow('must hold a JSON object of options')
+  })
+})
+
+describe('the project root of a CLI run', () => {
+  it('is the nearest folder up with imagegen.config.json, not past the project edge; else the cwd', () => {
+    const root = withConfig({})
+    mkdirSync(join(root, 'src/deep'), { recursive: true })
+    expect(findProjectRoot(join(root, 'src/deep'))).toBe(root)
+    const pkg = join(root, 'packages/site')
+    mkdirSync(join(pkg, 'src'), { recursive: true })
+    writeFileSync(join(pkg, 'package.json'), '{}')
+    expect(findProjectRoot(join(pkg, 'src'))).toBe(join(pkg, 'src'))
+    expect(findProjectRoot(pkg)).toBe(pkg)
+  })
+})
