@@ -18,7 +18,8 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
     (ctx ??= new ImagegenContext(resolveOptions(options, { root }), { info: (m) => log.info(m), warn: (m) => log.warn(m) }))
   const emits = meta.framework === 'vite' || meta.framework === 'rollup' || meta.framework === 'rolldown'
   /** Files a manifest module may import: only these are handed to the bundler's asset handling. */
-  const isImageAsset = (path: string) => ASSET_FILE.test(path) && path.startsWith(context().cache.imagesDir)
+  const isImageAsset = (path: string) =>
+    ASSET_FILE.test(path) && (path.startsWith(context().cache.imagesDir) || path.startsWith(context().options.derivedCacheDir))
 
   return {
     name: PLUGIN_NAME,
@@ -51,7 +52,7 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
       },
       configureServer(server) {
         devServer = { reload: (file) => reloadFile(server, file) }
-        server.middlewares.use(serveCache(() => [context().cache.imagesDir]))
+        server.middlewares.use(serveCache(() => [context().options.derivedCacheDir, context().cache.imagesDir]))
       },
     },
     webpack(compiler) {
@@ -67,6 +68,9 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
     esbuild: {
       setup(build) {
         context(build.initialOptions.absWorkingDir)
+        // Resolved here, not by esbuild: its resolver caches folder listings during a build,
+        // and derived files may appear in a folder it has already read.
+        build.onResolve({ filter: ASSET_FILE }, (args) => (isImageAsset(args.path) ? { path: args.path } : undefined))
         // esbuild's `file` loader copies the image under a content hash and gives its URL through `publicPath`.
         build.onLoad({ filter: ASSET_FILE }, async (args) =>
           isImageAsset(args.path) ? { contents: await readFile(args.path), loader: 'file' } : undefined,

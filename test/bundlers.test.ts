@@ -3,11 +3,12 @@ import { join } from 'node:path'
 import sharp from 'sharp'
 import { describe, expect, it } from 'vitest'
 import { BUNDLERS, bundle, SCRIPT_URL } from './helpers/bundlers'
+import { listFiles } from './helpers/temp'
 import { viteProject } from './helpers/vite-project'
 
 async function expectImages(result: Awaited<ReturnType<typeof bundle>>, root: string) {
   const { hero, art, banner } = result.values
-  expect(hero).toMatchObject({ width: 96, height: 64, format: 'png', alt: 'A lighthouse', prompt: 'A lighthouse at dusk', model: 'black-forest-labs/flux-schnell' })
+  expect(hero).toMatchObject({ width: 96, height: 64, format: 'webp', alt: 'A lighthouse', prompt: 'A lighthouse at dusk', model: 'black-forest-labs/flux-schnell' })
   expect(Object.keys(art)).toEqual(['banner', 'avatar', 'hero-wide'])
   expect(banner).toEqual(art.banner)
   expect(banner).toMatchObject({ width: 128, height: 64 })
@@ -17,11 +18,14 @@ async function expectImages(result: Awaited<ReturnType<typeof bundle>>, root: st
     const file = decodeURIComponent(image.src.slice(result.publicPath.length))
     expect(result.files).toContain(file)
     const emitted = readFileSync(join(result.outDir, file))
-    expect(emitted.equals(readFileSync(join(root, '.imagegen/images', `${image.key}.png`)))).toBe(true)
+    // The emitted file is a WebP derived from the cached original, byte for byte.
+    const derivedDir = join(root, 'node_modules/.cache/unplugin-imagegen')
+    const derived = listFiles(derivedDir).filter((f) => f.endsWith('.webp'))
+    expect(derived.some((f) => readFileSync(join(derivedDir, f)).equals(emitted))).toBe(true)
     const meta = await sharp(emitted).metadata()
-    expect([meta.width, meta.height]).toEqual([image.width, image.height])
+    expect([meta.format, meta.width, meta.height]).toEqual(['webp', image.width, image.height])
   }
-  expect(result.files.filter((f) => f.endsWith('.png'))).toHaveLength(4)
+  expect(result.files.filter((f) => f.endsWith('.webp'))).toHaveLength(4)
 }
 
 describe.each(BUNDLERS)('%s', (bundler) => {

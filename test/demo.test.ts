@@ -20,6 +20,6 @@ describe('the demo site', () => {
       build: { outDir, emptyOutDir: true },
     })
     expect(logs.join('\n')).toMatch(/imagegen: 4 images — 4 cached, 0 generated/)
-    expect(listFiles(outDir).filter((f) => f.endsWith('.png'))).toHaveLength(4)
+    expect(listFiles(outDir).filter((f) => f.endsWith('.webp'))).toHaveLength(4)
   })
 })

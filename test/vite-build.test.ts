@@ -22,7 +22,7 @@ describe('vite build', () => {
     const result = await viteBuild(root, online())
     expect(server.submits).toHaveLength(4)
     const { hero, art, banner } = result.values
-    expect(hero).toMatchObject({ width: 96, height: 64, format: 'png', alt: 'A lighthouse', prompt: 'A lighthouse at dusk', model: 'black-forest-labs/flux-schnell' })
+    expect(hero).toMatchObject({ width: 96, height: 64, format: 'webp', alt: 'A lighthouse', prompt: 'A lighthouse at dusk', model: 'black-forest-labs/flux-schnell' })
     expect(hero.key).toMatch(/^[0-9a-f]{64}$/)
     expect(Number.isInteger(hero.seed)).toBe(true)
     expect(Object.keys(art)).toEqual(['banner', 'avatar', 'hero-wide'])
@@ -31,11 +31,11 @@ describe('vite build', () => {
 
     const images = [hero, ...Object.values(art)] as { src: string; width: number; height: number }[]
     for (const image of images) {
-      expect(image.src).toMatch(/^\/site\/assets\/imagegen-[0-9a-f]{12}-[\w-]+\.png$/)
+      expect(image.src).toMatch(/^\/site\/assets\/[0-9a-f]{32}-\d+-[\w-]+\.webp$/)
       const file = join(result.outDir, image.src.slice('/site/'.length))
       expect(result.js).toContain(image.src)
       const meta = await sharp(file).metadata()
-      expect([meta.format, meta.width, meta.height]).toEqual(['png', image.width, image.height])
+      expect([meta.format, meta.width, meta.height]).toEqual(['webp', image.width, image.height])
     }
     expect(result.logs.join('\n')).toMatch(/imagegen: 4 images — 0 cached, 4 generated in \d+\.\ds/)
   })

@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger, createServer, type ViteDevServer } from 'vite'
 import { afterEach, describe, expect, it } from 'vitest'
 import imagegen from '../src/vite'
 import type { Options } from '../src/options'
+import { listFiles } from './helpers/temp'
 import { viteBuild, viteProject } from './helpers/vite-project'
 
 let server: ViteDevServer | undefined
@@ -39,19 +40,31 @@ async function devServer(root: string, options: Options) {
 const sources = (code: string) => [...code.matchAll(/"src": ("[^"]*")/g)].map((m) => JSON.parse(m[1]!) as string)
 
 describe('vite dev', () => {
-  it('serves cached images straight from the cache, not copied or re-encoded', async () => {
-    const root = viteProject()
+  it('serves images straight from the caches, not copied or re-encoded', async () => {
+    const root = viteProject({ 'src/hero.images.yaml': 'prompt: A lighthouse at dusk\nwidth: 96\nheight: 64\nformat: original\n' })
     await viteBuild(root, { provider: 'placeholder' })
+    const derived = join(root, 'node_modules/.cache/unplugin-imagegen')
+    const before = listFiles(derived).map((f) => [f, statSync(join(derived, f)).mtimeMs])
     const { get } = await devServer(root, { provider: 'placeholder' })
-    const module = await get('/site/src/hero.images.yaml?import')
-    expect(module.status).toBe(200)
-    const [src] = sources(module.body.toString())
+
+    // `format: original`: the cached file itself.
+    const [src] = sources((await get('/site/src/hero.images.yaml?import')).body.toString())
     expect(src).toMatch(/^\/site\/@imagegen\/[0-9a-f]{64}\.png$/)
     const image = await get(src!)
     expect(image.status).toBe(200)
     expect(image.type).toBe('image/png')
-    const cached = readFileSync(join(root, '.imagegen/images', src!.split('/').pop()!))
-    expect(image.body.equals(cached)).toBe(true)
+    expect(image.body.equals(readFileSync(join(root, '.imagegen/images', src!.split('/').pop()!)))).toBe(true)
+
+    // The default WebP: the file the build already derived, served from the derived cache untouched.
+    const webps = sources((await get('/site/src/art.images.yaml?import')).body.toString())
+    expect(webps).toHaveLength(3)
+    for (const url of webps) {
+      expect(url).toMatch(/^\/site\/@imagegen\/[0-9a-f]{32}-\d+\.webp$/)
+      const served = await get(url)
+      expect(served.type).toBe('image/webp')
+      expect(served.body.equals(readFileSync(join(derived, url.split('/').pop()!)))).toBe(true)
+    }
+    expect(listFiles(derived).map((f) => [f, statSync(join(derived, f)).mtimeMs])).toEqual(before)
     // Only cache names of the right shape are served.
     expect((await get('/site/@imagegen/..%2F..%2Fpackage.json')).status).not.toBe(200)
   })

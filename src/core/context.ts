@@ -5,6 +5,7 @@ import { ImageCache, type CachedImage } from './cache'
 import { findManifests } from './discover'
 import { keyEntries, type KeyedEntry } from './entries'
 import { writeDeclaration } from './declaration'
+import { Deriver, type DerivedFile } from './derive'
 import { formatLocation, ImagegenError, ManifestError } from './errors'
 import { parseManifest, type Manifest } from './manifest'
 import { Code, collectionModule, ModuleImports, singleImageModule, type ImageModuleValue } from './module-code'
@@ -43,6 +44,7 @@ export type UrlFor = (file: AssetFile, imports: ModuleImports) => Code | Promise
  */
 export class ImagegenContext {
   readonly cache: ImageCache
+  readonly deriver: Deriver
   private scheduler!: Scheduler
   private command: 'build' | 'serve' = 'build'
   private tally = new Map<string, 'cached' | 'generated'>()
@@ -55,6 +57,7 @@ export class ImagegenContext {
     private readonly hooks: ContextHooks,
   ) {
     this.cache = new ImageCache(options.cacheDir)
+    this.deriver = new Deriver(options.derivedCacheDir)
     this.startBuild('build')
   }
 
@@ -133,20 +136,34 @@ export class ImagegenContext {
     const imports = new ModuleImports()
     const values = await Promise.all(
       loaded.entries.map(async (entry): Promise<ImageModuleValue> => {
-        const cached = loaded.images.get(entry.key)
-        const { width, height } = cached?.record ?? entry.pixels
-        return {
-          src: cached
-            ? await urlFor({ path: cached.path, name: cached.record.file }, imports)
-            : new Code(JSON.stringify(missingImageDataUrl(entry, loaded.generating ? 'generating' : 'missing'))),
-          width,
-          height,
-          format: cached?.record.format ?? 'png',
+        const described = {
           alt: entry.spec.alt,
           prompt: entry.pixels.prompt,
           model: entry.pixels.model,
           seed: entry.pixels.seed,
           key: entry.key,
+        }
+        const cached = loaded.images.get(entry.key)
+        if (!cached) {
+          const state = loaded.generating ? 'generating' : 'missing'
+          const { width, height } = entry.pixels
+          const format = entry.spec.format === 'original' ? 'png' : entry.spec.format
+          return { src: new Code(JSON.stringify(missingImageDataUrl(entry, state))), width, height, format, ...described }
+        }
+        const derived = await this.deriver.derive(cached, entry.spec)
+        const url = (file: DerivedFile) => urlFor({ path: file.path, name: file.name }, imports)
+        const src = await url(derived.main)
+        const srcset = derived.widths.length
+          ? [...(await Promise.all(derived.widths.map(async (file) => [await url(file), file.width] as const))), [src, derived.main.width] as const]
+          : undefined
+        return {
+          src,
+          width: derived.main.width,
+          height: derived.main.height,
+          format: derived.format,
+          ...described,
+          srcset,
+          placeholder: derived.placeholder,
         }
       }),
     )
