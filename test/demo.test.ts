@@ -20,6 +20,9 @@ describe('the demo site', () => {
       build: { outDir, emptyOutDir: true },
     })
     expect(logs.join('\n')).toMatch(/imagegen: 4 images — 4 cached, 0 generated/)
-    expect(listFiles(outDir).filter((f) => f.endsWith('.webp'))).toHaveLength(4)
+    const images = listFiles(outDir).filter((f) => /\.(webp|avif)$/.test(f))
+    // WebP: hero 480, 768, 1024; lighthouse 256, 512; city 384, 768. AVIF: robot 256, 512.
+    expect(images.filter((f) => f.endsWith('.webp'))).toHaveLength(7)
+    expect(images.filter((f) => f.endsWith('.avif'))).toHaveLength(2)
   })
 })
