@@ -47,10 +47,10 @@ describe.skipIf(!hasBrowser)('the demo in headless Chromium', () => {
     const page = await browser.newPage({ viewport: { width, height: 900 }, deviceScaleFactor: 1 })
     await page.goto(`${origin}/`)
     await page.waitForFunction(() => {
-      const images = [...document.images]
+      const images: { complete: boolean; naturalWidth: number }[] = [...(globalThis as any).document.images]
       return images.length === 4 && images.every((img) => img.complete && img.naturalWidth > 0)
     })
-    const images = await page.$$eval('img', (imgs) =>
+    const images = await page.$$eval('img', (imgs: any[]) =>
       imgs.map((img) => ({ alt: img.alt, src: img.src, currentSrc: img.currentSrc, srcset: img.srcset, declared: [Number(img.getAttribute('width')), Number(img.getAttribute('height'))] })),
     )
     return { page, images }
@@ -61,13 +61,13 @@ describe.skipIf(!hasBrowser)('the demo in headless Chromium', () => {
     expect(wide.images.map((i) => i.alt)).toEqual(['Mountains over a still lake at sunset', 'A lighthouse at dusk', 'A friendly robot mascot', 'A paper-cut city skyline'])
     const decode = (src: string) =>
       wide.page.evaluate(async (url) => {
-        const img = new Image()
+        const img = new (globalThis as any).Image()
         img.src = url
         await img.decode()
         return [img.naturalWidth, img.naturalHeight]
       }, src)
     for (const image of wide.images) {
-      const candidates = image.srcset.split(', ').map((c) => c.split(' ') as [string, string])
+      const candidates = (image.srcset as string).split(', ').map((c) => c.split(' ') as [string, string])
       // The browser showed one of the candidates…
       expect(candidates.map(([url]) => new URL(url, origin).href), image.alt).toContain(image.currentSrc)
       // …each of which decodes at the width its descriptor promises, in the image's proportions,
@@ -86,7 +86,7 @@ describe.skipIf(!hasBrowser)('the demo in headless Chromium', () => {
     const hero = narrow.images[0]!
     expect(hero.currentSrc).not.toBe(hero.src)
     expect(hero.currentSrc).toMatch(/-480-[\w-]+\.webp$/)
-    expect(await narrow.page.evaluate(() => document.images[0]!.complete)).toBe(true)
+    expect(await narrow.page.evaluate(() => (globalThis as any).document.images[0].complete)).toBe(true)
     await narrow.page.screenshot({ path: join(screenshots, 'demo-narrow.png'), fullPage: true })
   })
 })

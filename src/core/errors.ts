@@ -14,6 +14,8 @@ export class ImagegenError extends Error {
   override name = 'ImagegenError'
   constructor(message: string) {
     super(message.startsWith('[imagegen]') ? message : `[imagegen] ${message}`)
+    // The message says all a user needs; bundlers that print the stack would bury it in frames.
+    this.stack = `${this.name}: ${this.message}`
   }
 }
 

@@ -270,6 +270,7 @@ function yamlMessage(code: string, message: string, source: string): string {
     const name = source.split(/[:\n]/)[0]!.trim()
     return `\`${name}\` appears twice in the same map: every field and entry name must be unique`
   }
+  if (/call stack/i.test(message)) return 'the YAML is nested too deeply to read: manifests hold flat fields and small maps'
   const firstLine = message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')
   return `the YAML is invalid: ${firstLine} (check quotes, indentation and the \`:\` after each name)`
 }

@@ -4,6 +4,19 @@ export const DEFAULT_MODEL = 'black-forest-labs/flux-schnell'
 export const FORMATS = ['webp', 'avif', 'png', 'jpeg', 'original'] as const
 export const PLACEHOLDERS = ['blur', 'none'] as const
 
+export const MAX_PROMPT_LENGTH = 10_000
+const MAX_INPUT_DEPTH = 8
+
+function depth(value: unknown): number {
+  if (value === null || typeof value !== 'object') return 0
+  let deepest = 0
+  for (const child of Object.values(value)) {
+    deepest = Math.max(deepest, depth(child))
+    if (deepest > MAX_INPUT_DEPTH) break
+  }
+  return deepest + 1
+}
+
 const show = (value: unknown): string =>
   value !== null && typeof value === 'object' ? JSON.stringify(value) : typeof value === 'string' ? JSON.stringify(value) : String(value)
 
@@ -38,16 +51,26 @@ const text = (what: string) =>
  * and the required ones are checked after `defaults` are merged under an entry.
  */
 export const imageFieldsSchema = z.strictObject({
-  prompt: text('a text prompt').trim().min(1, { error: 'must not be empty: describe the image to generate' }),
+  prompt: text('a text prompt')
+    .trim()
+    .min(1, { error: 'must not be empty: describe the image to generate' })
+    .max(MAX_PROMPT_LENGTH, {
+      error: (iss) =>
+        `is too long (${(iss.input as string).length} characters, at most ${MAX_PROMPT_LENGTH}): FLUX reads only the first few hundred words`,
+    }),
   model: text('a provider model id').min(1, { error: `must not be empty (the default is \`${DEFAULT_MODEL}\`)` }),
   width: dimension,
   height: dimension,
   steps: integer('a whole number from 1 to 50', 1, 50),
   guidance_scale: z.number({ error: (iss) => `must be a number (got ${show(iss.input)})` }),
   seed: integer('a whole number from 0 to 4294967295 (a fixed seed keeps the image reproducible)', 0, 4294967295),
-  input: z.record(z.string(), z.unknown(), {
-    error: (iss) => `must be a map of raw provider fields, like \`enable_safety_checker: true\` (got ${show(iss.input)})`,
-  }),
+  input: z
+    .record(z.string(), z.unknown(), {
+      error: (iss) => `must be a map of raw provider fields, like \`enable_safety_checker: true\` (got ${show(iss.input)})`,
+    })
+    .refine((input) => depth(input) <= MAX_INPUT_DEPTH, {
+      error: `is nested too deeply (more than ${MAX_INPUT_DEPTH} levels): provider fields are flat values, lists or small maps`,
+    }),
   image: text('a path to a local image, relative to the manifest').min(1, { error: 'must not be empty' }),
   alt: text('the alternative text'),
   format: oneOf(FORMATS),
