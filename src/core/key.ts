@@ -6,18 +6,13 @@ import type { ImageSpec } from './schema'
 /** Bumped when the meaning of a key changes; every key then changes with it. */
 export const KEY_SCHEMA_VERSION = 1
 
-/** Exactly what decides an image's pixels. Nothing else may enter the key. */
-export interface PixelSpec {
+/**
+ * Exactly what decides an image's pixels: the provider's request, but for the reference
+ * image's path, plus the provider and a schema version. Nothing else may enter the key.
+ */
+export interface PixelSpec extends Omit<ProviderRequest, 'image'> {
   v: typeof KEY_SCHEMA_VERSION
   provider: string
-  model: string
-  prompt: string
-  width: number
-  height: number
-  seed: number
-  steps?: number
-  guidance_scale?: number
-  input?: Record<string, unknown>
   /** SHA-256 of the reference image's bytes (its path and upload URL do not matter). */
   image?: string
 }
