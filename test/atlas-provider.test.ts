@@ -150,11 +150,12 @@ describe('atlas provider: generating', () => {
     expect((await sharp(j.destination).metadata()).width).toBe(64)
   })
 
-  it('says so when a resumed prediction is unknown', async () => {
-    const error = await failure(provider().generate(job({}, { resumePredictionId: 'pred_nope' })))
-    expect(error.message).toMatch(/^\[imagegen\] /)
-    expect(error.message).toContain('pred_nope')
-    expect(error.details).toMatchObject({ status: 404, predictionId: 'pred_nope' })
+  it('submits afresh, once, when the service no longer knows a resumed prediction', async () => {
+    const ids: string[] = []
+    const result = await provider().generate(job({}, { resumePredictionId: 'pred_nope', onSubmitted: id => void ids.push(id) }))
+    expect(server.submits).toHaveLength(1)
+    expect(ids).toEqual([result.predictionId])
+    expect(result.predictionId).not.toBe('pred_nope')
   })
 
   it('skips polling when the submit answer already has outputs (sync mode)', async () => {
@@ -168,7 +169,8 @@ describe('atlas provider: generating', () => {
     const j = job({ input: { enable_base64_output: true } })
     const result = await provider().generate(j)
     expect(server.downloads).toBe(0)
-    expect(result.contentType).toBeUndefined()
+    // read from the bytes: base64 carries no content type
+    expect(result.contentType).toBe('image/png')
     const meta = await sharp(j.destination).metadata()
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 64, 48])
   })
@@ -281,7 +283,9 @@ describe('atlas provider: failures', () => {
     const url = closed.url
     await closed.close()
     const error = await failure(provider({ baseURL: url }).generate(job()))
-    expect(error.message).toBe(`[imagegen] cannot reach Atlas Cloud at ${url}: ECONNREFUSED (while submitting a prediction).`)
+    expect(error.message).toBe(
+      `[imagegen] cannot reach Atlas Cloud at ${url}: ECONNREFUSED (while submitting a prediction). Check the network and \`ATLASCLOUD_BASE_URL\`, then run again.`,
+    )
     expect(error.stack ?? '').not.toMatch(/undici/)
     expect(error.details.retryable).toBe(true)
   })
@@ -512,9 +516,11 @@ describe('atlas retry policy', () => {
     expect(readRetryAfter(undefined, { message: 'x' }, now)).toBeUndefined()
   })
 
-  it('backs off exponentially up to a cap, and caps what the service asks', () => {
+  it('backs off exponentially with jitter up to a cap, and caps what the service asks', () => {
     const policy = { retries: 5, baseDelayMs: 100, maxDelayMs: 350 }
-    expect([0, 1, 2, 3].map(n => retryDelay(n, policy))).toEqual([100, 200, 350, 350])
+    expect([0, 1, 2, 3].map(n => retryDelay(n, policy, undefined, () => 1))).toEqual([100, 200, 350, 350])
+    expect([0, 1, 2, 3].map(n => retryDelay(n, policy, undefined, () => 0))).toEqual([50, 100, 175, 175])
+    for (let i = 0; i < 20; i++) expect(retryDelay(1, policy)).toBeGreaterThanOrEqual(100)
     expect(retryDelay(0, policy, 1234)).toBe(1234)
     expect(retryDelay(0, policy, 10 * 60_000)).toBe(60_000)
   })

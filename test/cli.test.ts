@@ -497,6 +497,6 @@ describe('the CI recipe', () => {
     const build = await viteBuild(root, { mode: 'offline' })
     expect(server.requests).toBe(0)
     expect(build.logs.join('\n')).toMatch(/imagegen: 4 images — 4 cached, 0 generated/)
-    expect(build.values.hero).toMatchObject({ width: 96, height: 64, format: 'png' })
+    expect(build.values.hero).toMatchObject({ width: 96, height: 64, format: 'webp' })
   })
 })

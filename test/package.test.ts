@@ -70,12 +70,12 @@ describe('the packed package', () => {
     const [file, ...args] = command as string[]
     execFileSync(file!.startsWith('node_modules') ? join(project, file!) : process.execPath, file!.startsWith('node_modules') ? args : [file!, ...args], { cwd: project, encoding: 'utf8', stdio: 'pipe' })
     const files = listFiles(join(project, out))
-    const png = files.find((f) => f.endsWith('.png'))!
-    expect(png).toBeDefined()
+    const image = files.find((f) => f.endsWith('.webp'))!
+    expect(image).toBeDefined()
     const js = files.filter((f) => f.endsWith('.js')).map((f) => readFileSync(join(project, out, f), 'utf8')).join('\n')
-    expect(js).toContain(png.split('/').pop())
-    const meta = await sharp(join(project, out, png)).metadata()
-    expect([meta.width, meta.height]).toEqual([128, 64])
+    expect(js).toContain(image.split('/').pop())
+    const meta = await sharp(join(project, out, image)).metadata()
+    expect([meta.format, meta.width, meta.height]).toEqual(['webp', 128, 64])
   })
 
   it('builds a Vite site that imports manifests through unplugin-imagegen/vite', () => {
@@ -88,11 +88,11 @@ describe('the packed package', () => {
     const output = execFileSync(join(project, 'node_modules/.bin/vite'), ['build'], { cwd: project, encoding: 'utf8' })
     expect(output).toMatch(/imagegen: 1 image — 0 cached, 1 generated/)
     const assets = listFiles(join(project, 'dist/assets'))
-    const png = assets.find((f) => f.endsWith('.png'))!
+    const image = assets.find((f) => f.endsWith('.webp'))!
     const js = readFileSync(join(project, 'dist/assets', assets.find((f) => f.endsWith('.js'))!), 'utf8')
-    expect(js).toContain(`/assets/${png}`)
-    return sharp(join(project, 'dist/assets', png))
+    expect(js).toContain(`/assets/${image}`)
+    return sharp(join(project, 'dist/assets', image))
       .metadata()
-      .then((meta) => expect([meta.width, meta.height]).toEqual([128, 64]))
+      .then((meta) => expect([meta.format, meta.width, meta.height]).toEqual(['webp', 128, 64]))
   })
 })

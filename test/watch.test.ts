@@ -21,20 +21,21 @@ describe.each(['webpack', 'rspack'] as const)('%s watch mode', (bundler) => {
     await new Promise<void>((resolve, reject) => {
       const watching = compiler.watch({ aggregateTimeout: 50 }, (error: Error | null, stats: any) => {
         if (error || stats.hasErrors()) return reject(error ?? new Error(stats.toString()))
-        builds.push(readFileSync(join(root, 'out/main.js'), 'utf8'))
+        const output = readFileSync(join(root, 'out/main.js'), 'utf8')
+        builds.push(output)
         if (!edited) {
           edited = true
           const file = join(root, 'src/hero.images.yaml')
-          // Let the watcher settle on the first build's files before the edit.
+          // Let the watcher settle on the first build's files (it may rebuild once for the
+          // images that build wrote) before the edit.
           setTimeout(() => writeFileSync(file, readFileSync(file, 'utf8').replace('at dusk', 'at dawn')), 300)
-        } else {
+        } else if (output.includes('A lighthouse at dawn')) {
           watching.close(() => resolve())
         }
       })
     })
-    expect(builds).toHaveLength(2)
     expect(builds[0]).toContain('A lighthouse at dusk')
-    expect(builds[1]).toContain('A lighthouse at dawn')
-    expect(builds[1]).not.toContain('A lighthouse at dusk')
+    expect(builds.at(-1)).toContain('A lighthouse at dawn')
+    expect(builds.at(-1)).not.toContain('A lighthouse at dusk')
   })
 })

@@ -4,6 +4,7 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { commitFile, tempPathFor, writeFileAtomic } from './atomic'
 import { CONTENT_TYPES, EXTENSIONS, type ImageInfo } from './image-info'
+import type { UploadMemo, UploadRecord } from '../providers/types'
 import type { PixelSpec } from './key'
 
 export const RECORD_VERSION = 1
@@ -48,21 +49,25 @@ const GITIGNORE = `# Written by unplugin-imagegen. Commit this folder, except wh
 *.tmp
 pending/
 locks/
+uploads/
 `
 
 /**
  * The content-addressed store under `.imagegen/`: `images/<key>.<ext>` plus
  * `images/<key>.json`, committed with the project; `pending/` journals predictions
- * in flight so that an interrupted run resumes them instead of paying again.
+ * in flight so that an interrupted run resumes them instead of paying again; `uploads/`
+ * remembers where reference images were uploaded (short-lived URLs: not committed).
  */
 export class ImageCache {
   readonly imagesDir: string
   readonly pendingDir: string
+  readonly uploadsDir: string
   private prepared?: Promise<void>
 
   constructor(readonly dir: string) {
     this.imagesDir = join(dir, 'images')
     this.pendingDir = join(dir, 'pending')
+    this.uploadsDir = join(dir, 'uploads')
   }
 
   /** A stat and a small JSON read; no image is decoded. */
@@ -132,6 +137,27 @@ export class ImageCache {
 
   async clearPending(key: string): Promise<void> {
     await rm(this.pendingPath(key), { force: true })
+  }
+
+  /** Uploaded reference images of one provider, by content hash. */
+  uploads(provider: string): UploadMemo {
+    const folder = join(this.uploadsDir, provider.replace(/[^\w.-]+/g, '_'))
+    const path = (sha256: string) => join(folder, `${sha256.replace(/[^0-9a-f]/gi, '')}.json`)
+    return {
+      get: async (sha256) => {
+        try {
+          const record = JSON.parse(await readFile(path(sha256), 'utf8')) as Partial<UploadRecord>
+          return typeof record.url === 'string' && typeof record.uploadedAt === 'string' ? (record as UploadRecord) : undefined
+        } catch {
+          return undefined
+        }
+      },
+      set: async (sha256, record) => {
+        await this.prepare()
+        await mkdir(folder, { recursive: true })
+        await writeFileAtomic(path(sha256), `${JSON.stringify(record, null, 2)}\n`)
+      },
+    }
   }
 
   /** Keys of every complete record (for status, prune and verify). */

@@ -148,7 +148,8 @@ export class Scheduler {
     const { key } = image
     const { request, pixels } = image.entries[0]!
     const pending = await cache.readPending(key)
-    const resumePredictionId = pending?.provider === provider.name ? pending.predictionId : undefined
+    const resumed = pending?.provider === provider.name ? pending : undefined
+    const resumePredictionId = resumed?.predictionId
     if (resumePredictionId) emit({ type: 'submitted', image, predictionId: resumePredictionId, resumed: true })
     const temp = await cache.tempFile(key)
     try {
@@ -158,6 +159,8 @@ export class Scheduler {
         signal: signal ?? new AbortController().signal,
         destination: temp,
         resumePredictionId,
+        resumeSubmittedAt: resumed?.submittedAt,
+        uploads: cache.uploads(provider.name),
         onSubmitted: async (predictionId) => {
           await cache.writePending({ key, provider: provider.name, predictionId, submittedAt: new Date().toISOString() })
           emit({ type: 'submitted', image, predictionId, resumed: false })
@@ -166,8 +169,9 @@ export class Scheduler {
       const info = await readImageInfo(temp)
       if (!info) {
         throw new ProviderError(
-          `${provider.name} delivered something that is not a PNG, JPEG, WebP or AVIF image` +
-            (result.predictionId ? ` (prediction ${result.predictionId})` : ''),
+          `[imagegen] ${provider.name} delivered something that is not a PNG, JPEG, WebP or AVIF image` +
+            (result.predictionId ? ` (prediction \`${result.predictionId}\`)` : '') +
+            '; nothing was cached. Run again to generate it afresh.',
           { predictionId: result.predictionId, retryable: false },
         )
       }

@@ -32,8 +32,32 @@ export interface GenerationJob {
   destination: string
   /** A prediction already submitted (and paid for) by an earlier run: poll it, do not submit. */
   resumePredictionId?: string
-  /** Called once a prediction is accepted (so billed), before the first poll. */
+  /**
+   * When that prediction was submitted (ISO date, from the journal). A provider whose outputs
+   * expire uses it to tell a prediction worth polling from one to submit afresh.
+   */
+  resumeSubmittedAt?: string
+  /**
+   * Called once a prediction is accepted (so billed), before the first poll; again with the
+   * new id if the provider has to submit afresh (the old prediction was gone).
+   */
   onSubmitted?: (predictionId: string) => Promise<void> | void
+  /** Where the provider remembers uploaded reference images across runs (kept in the cache). */
+  uploads?: UploadMemo
+}
+
+/** A reference image the provider uploaded, by the SHA-256 of its bytes. */
+export interface UploadRecord {
+  url: string
+  /** ISO date of the upload: uploaded files expire, so old URLs are uploaded again. */
+  uploadedAt: string
+  /** Which service the URL belongs to (e.g. the base URL), so a change of service uploads again. */
+  service?: string
+}
+
+export interface UploadMemo {
+  get(sha256: string): Promise<UploadRecord | undefined>
+  set(sha256: string, record: UploadRecord): Promise<void>
 }
 
 export interface GenerationResult {

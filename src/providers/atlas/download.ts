@@ -3,15 +3,17 @@
  * from base64. The key is never sent to output URLs: they live on storage hosts, not the API.
  */
 import { createWriteStream } from 'node:fs'
-import { rm, writeFile } from 'node:fs/promises'
+import { open, rm, writeFile } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { getGlobalDispatcher, interceptors, request } from 'undici'
 import { ProviderError } from '../types'
 import { withTimeout } from './abort'
 import { transportError, type ErrorContext } from './errors'
 import { USER_AGENT } from './http'
+import type { AdaptiveLimiter } from './limiter'
 import type { Output } from './protocol'
 import { readRetryAfter, withRetries, type Attempt, type RetryPolicy } from './retry'
+import { describeBytes, sniffImageType, SNIFF_LENGTH } from './sniff'
 
 /** No image of ours comes near this; more means something is wrong, not a bigger picture. */
 export const MAX_OUTPUT_BYTES = 50 * 1024 * 1024
@@ -23,29 +25,46 @@ export interface SaveOptions {
   retry: RetryPolicy
   maxBytes?: number
   ctx: ErrorContext
+  /** Told about 429s from the storage host, so the provider sends less at once. */
+  limiter?: AdaptiveLimiter
 }
 
-/** Saves `output` to `destination`; on failure no partial file is left behind. */
-export async function saveOutput(output: Output, destination: string, options: SaveOptions): Promise<{ contentType?: string }> {
+/** The storage no longer has the output (404/410): it expired, and only a new prediction brings it back. */
+export class OutputExpiredError extends ProviderError {}
+
+/** The bytes are not an image, whatever their label said. */
+class NotAnImageError extends ProviderError {}
+
+/**
+ * Saves `output` to `destination`, checking that the bytes are an image; on failure no
+ * partial file is left behind. Returns the image type read from the bytes.
+ */
+export async function saveOutput(output: Output, destination: string, options: SaveOptions): Promise<{ contentType: string }> {
   try {
     if (output.kind === 'url') {
       return await withRetries(() => downloadOnce(output.url, destination, options), { policy: options.retry, signal: options.signal })
     }
     const maxBytes = options.maxBytes ?? MAX_OUTPUT_BYTES
     if (Math.floor(output.base64.length * 3 / 4) > maxBytes + 2) throw tooLarge(options.ctx, maxBytes)
-    await writeFile(destination, Buffer.from(output.base64, 'base64'), { signal: options.signal })
-    return { contentType: output.kind === 'data-url' ? output.contentType : undefined }
+    const bytes = Buffer.from(output.base64, 'base64')
+    const type = sniffImageType(bytes.subarray(0, SNIFF_LENGTH))
+    if (!type) throw notAnImage(options.ctx, bytes.subarray(0, SNIFF_LENGTH), output.kind === 'data-url' ? output.contentType : undefined, false)
+    await writeFile(destination, bytes, { signal: options.signal })
+    return { contentType: type }
   } catch (error) {
     await rm(destination, { force: true })
+    // tried enough: this prediction's output is no image, and fetching it again will not make one
+    if (error instanceof NotAnImageError && error.details.retryable) throw new NotAnImageError(error.message, { ...error.details, retryable: false })
     throw error
   }
 }
 
-async function downloadOnce(url: string, destination: string, options: SaveOptions): Promise<Attempt<{ contentType?: string }>> {
-  const { signal, ctx } = options
+async function downloadOnce(url: string, destination: string, options: SaveOptions): Promise<Attempt<{ contentType: string }>> {
+  const { signal, ctx, limiter } = options
   const maxBytes = options.maxBytes ?? MAX_OUTPUT_BYTES
   const origin = new URL(url).origin
   const target = `the output storage at ${origin}`
+  const mark = limiter?.mark()
   try {
     return await withTimeout(signal, options.requestTimeoutMs, async timed => {
       const res = await request(url, {
@@ -58,16 +77,23 @@ async function downloadOnce(url: string, destination: string, options: SaveOptio
       if (res.statusCode !== 200) {
         await res.body.dump()
         const status = res.statusCode
-        const gone = status === 404 || status === 410 ? ' Outputs expire about 14 days after their prediction.' : ''
+        if (status === 429 && mark !== undefined) limiter?.rateLimited(mark)
+        if (status === 404 || status === 410) {
+          throw new OutputExpiredError(
+            `[imagegen] the output of ${describe(ctx)} is gone from ${origin} (HTTP ${status}): outputs expire about 14 days after their prediction. Run again to generate the image afresh.`,
+            { predictionId: ctx.predictionId, status, retryable: false },
+          )
+        }
         const error = new ProviderError(
-          `[imagegen] cannot download the output of ${describe(ctx)} from ${origin} (HTTP ${status}).${gone}`,
+          `[imagegen] cannot download the output of ${describe(ctx)} from ${origin} (HTTP ${status}). Run again; the prediction is kept and not paid twice.`,
           { predictionId: ctx.predictionId, status, retryable: status === 429 || status >= 500 },
         )
         return { ok: false, error, retryAfterMs: readRetryAfter(res.headers['retry-after'], undefined) } as const
       }
       const length = Number(res.headers['content-length'])
       if (Number.isFinite(length) && length > maxBytes) {
-        await res.body.dump()
+        // destroy, not dump: reading 50 MB to throw it away is what the cap is there to avoid
+        res.body.on('error', () => {}).destroy()
         throw tooLarge(ctx, maxBytes)
       }
       let seen = 0
@@ -82,15 +108,32 @@ async function downloadOnce(url: string, destination: string, options: SaveOptio
         },
         createWriteStream(destination),
       )
-      const type = res.headers['content-type']
-      return { ok: true, value: { contentType: Array.isArray(type) ? type[0] : type } } as const
+      const head = await readHead(destination)
+      const type = sniffImageType(head)
+      if (!type) {
+        const declared = res.headers['content-type']
+        // an error page served as 200 may be a passing state of the storage: worth another try
+        return { ok: false, error: notAnImage(ctx, head, Array.isArray(declared) ? declared[0] : declared, true) } as const
+      }
+      return { ok: true, value: { contentType: type } } as const
     })
   } catch (error) {
     if (signal.aborted) throw signal.reason
     if (error instanceof ProviderError) throw error
     // file system errors (they name a path) are ours to report as they are, not the network's
     if ((error as NodeJS.ErrnoException).path !== undefined) throw error
+    // a body cut short (reset, or fewer bytes than content-length) lands here too: retried
     return { ok: false, error: transportError(error, target, ctx) }
+  }
+}
+
+async function readHead(path: string): Promise<Buffer> {
+  const handle = await open(path, 'r')
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(SNIFF_LENGTH), 0, SNIFF_LENGTH, 0)
+    return buffer.subarray(0, bytesRead)
+  } finally {
+    await handle.close()
   }
 }
 
@@ -100,7 +143,19 @@ function describe(ctx: ErrorContext): string {
 
 function tooLarge(ctx: ErrorContext, maxBytes: number): ProviderError {
   return new ProviderError(
-    `[imagegen] the output of ${describe(ctx)} is larger than ${Math.round(maxBytes / 1024 / 1024)} MB; refusing to save it.`,
+    `[imagegen] the output of ${describe(ctx)} is larger than ${formatBytes(maxBytes)}; refusing to save it. Nothing was cached; check the spec's \`width\`, \`height\` and \`input\`.`,
     { predictionId: ctx.predictionId, retryable: false },
+  )
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${Number((bytes / 1024 / 1024).toFixed(1))} MB` : `${Math.ceil(bytes / 1024)} KB`
+}
+
+function notAnImage(ctx: ErrorContext, head: Uint8Array, declared: string | undefined, retryable: boolean): ProviderError {
+  const said = declared ? `, though it was labelled \`${declared}\`` : ''
+  return new NotAnImageError(
+    `[imagegen] the output of ${describe(ctx)} is not a PNG, JPEG, WebP or AVIF image (${describeBytes(head)}${said}). Nothing was cached; run again to generate it afresh.`,
+    { predictionId: ctx.predictionId, retryable },
   )
 }

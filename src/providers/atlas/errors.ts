@@ -11,6 +11,11 @@ export interface ErrorContext {
   predictionId?: string
 }
 
+/** The closing advice of messages about failures that running again later may cure. */
+const LATER = "The fault is on the service's side; run again later."
+const NETWORK = 'Check the network and `ATLASCLOUD_BASE_URL`, then run again.'
+const NETWORK_TIMEOUT = 'Check the network, then run again.'
+
 /** Texts that mean the account has no money left, whatever the status says. */
 const OUT_OF_CREDIT = /insufficient|balance/i
 const MAX_TEXT_LENGTH = 500
@@ -31,23 +36,23 @@ export function answerError(status: number | undefined, label: string, text: str
   if (status === 402 || ((status === undefined || status < 500) && text && OUT_OF_CREDIT.test(text)))
     return fail(`the Atlas Cloud account is out of credit ${at}. Add credit to the account, then run again.`)
   if (status === 403)
-    return fail(`Atlas Cloud refused the request ${at}.`)
+    return fail(`Atlas Cloud refused the request ${at}. Check that the account behind \`ATLASCLOUD_API_KEY\` may use this model.`)
   if (status === 422)
     return fail(`Atlas Cloud rejected the parameters ${at}. Check the image spec's fields and \`input\`.`)
   if (status === 429)
-    return fail(`Atlas Cloud is rate limiting requests ${at}.`, true)
+    return fail(`Atlas Cloud is rate limiting requests ${at}. Run again in a while, or lower \`concurrency\`.`, true)
   if (status !== undefined && status >= 500)
-    return fail(`Atlas Cloud failed ${at}.`, true)
+    return fail(`Atlas Cloud failed ${at}. ${LATER}`, true)
   if (status === 404 && ctx.predictionId)
-    return fail(`Atlas Cloud does not know prediction \`${ctx.predictionId}\` ${said}; outputs and predictions expire after about 14 days.`)
-  return fail(`Atlas Cloud gave an unexpected answer ${at}.`)
+    return fail(`Atlas Cloud does not know prediction \`${ctx.predictionId}\` ${said}; outputs and predictions expire after about 14 days. Run again to generate the image afresh.`)
+  return fail(`Atlas Cloud gave an unexpected answer ${at}. Check the image spec, and that \`ATLASCLOUD_BASE_URL\` (if set) points at the Atlas Cloud API.`)
 }
 
 /** A prediction that ended without an image. */
 export function predictionFailed(predictionId: string | undefined, status: string | undefined, text: string | undefined): ProviderError {
   const ended = !status || status.toLowerCase() === 'failed' ? 'failed' : `ended as \`${status}\``
   const id = predictionId ? ` \`${predictionId}\`` : ''
-  return new ProviderError(`[imagegen] Atlas Cloud prediction${id} ${ended}: ${clip(text ?? 'no reason given')}`, {
+  return new ProviderError(`[imagegen] Atlas Cloud prediction${id} ${ended}: ${clip(text ?? 'no reason given').replace(/[.\s]+$/, '')}. Change the prompt or parameters if the service refused them; otherwise run again.`, {
     predictionId,
     retryable: false,
   })
@@ -61,12 +66,21 @@ export function transportError(error: unknown, target: string, ctx: ErrorContext
   const details = { predictionId: ctx.predictionId, retryable: true }
   if (error instanceof RequestTimeoutError) {
     return new ProviderError(
-      `[imagegen] ${target} did not answer within ${seconds(error.timeoutMs)} (while ${ctx.action}).`,
+      `[imagegen] ${target} did not answer within ${seconds(error.timeoutMs)} (while ${ctx.action}). ${NETWORK_TIMEOUT}`,
       details,
     )
   }
   if (error instanceof ProviderError) return error
-  return new ProviderError(`[imagegen] cannot reach ${target}: ${errorCode(error)} (while ${ctx.action}).`, details)
+  return new ProviderError(`[imagegen] cannot reach ${target}: ${errorCode(error)} (while ${ctx.action}). ${NETWORK}`, details)
+}
+
+/** The same failure with other advice, e.g. for a submit that must not simply be sent again. */
+export function adviseInstead(error: ProviderError, advice: string, details: ProviderError['details']): ProviderError {
+  let message = error.message
+  for (const old of [LATER, NETWORK, NETWORK_TIMEOUT]) {
+    if (message.endsWith(` ${old}`)) message = message.slice(0, -old.length - 1)
+  }
+  return new ProviderError(`${message} ${advice}`, details)
 }
 
 /** `ECONNREFUSED`, `UND_ERR_SOCKET`, … from the error or its cause. */

@@ -2,7 +2,7 @@
  * One call to the Atlas API: bearer auth, a per-request timeout, the envelope check.
  * Failures come back as values so the caller decides whether to retry.
  */
-import { request } from 'undici'
+import { request, type FormData } from 'undici'
 import { withTimeout } from './abort'
 import { answerError, errorCode, transportError, type ErrorContext } from './errors'
 import { isRecord, readEnvelope, readErrorText } from './protocol'
@@ -32,7 +32,7 @@ const PREVIEW_LENGTH = 200
  */
 export async function callApi(
   client: ApiClient,
-  call: { method: 'GET' | 'POST'; path: string; body?: unknown },
+  call: { method: 'GET' | 'POST'; path: string; body?: unknown; form?: FormData },
   signal: AbortSignal,
   ctx: ErrorContext,
 ): Promise<Attempt<ApiAnswer>> {
@@ -47,7 +47,8 @@ export async function callApi(
           'user-agent': USER_AGENT,
           ...(call.body !== undefined && { 'content-type': 'application/json' }),
         },
-        body: call.body === undefined ? undefined : JSON.stringify(call.body),
+        // undici writes the multipart content type, boundary included, for a FormData body
+        body: call.form ?? (call.body === undefined ? undefined : JSON.stringify(call.body)),
         signal: timed,
       })
       return { status: res.statusCode, headers: res.headers, text: await res.body.text() }

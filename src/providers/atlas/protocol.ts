@@ -182,11 +182,14 @@ export function predictionPath(id: string): string {
   return `/api/v1/model/prediction/${encodeURIComponent(id)}`
 }
 
+export const UPLOAD_PATH = '/api/v1/model/uploadMedia'
+
 /**
  * The flat body Atlas's own clients send. Raw `input` fields come last so a manifest can
- * override or add any provider field as it is. `image` is not sent: it is a local path.
+ * override or add any provider field as it is. The local `image` path is never sent: its
+ * uploaded URL goes as `image`, the image input of Atlas's image-to-image models.
  */
-export function buildSubmitBody(request: ProviderRequest): Record<string, unknown> {
+export function buildSubmitBody(request: ProviderRequest, imageURL?: string): Record<string, unknown> {
   const { model, prompt, width, height, seed, steps, guidance_scale, input } = request
   return {
     model,
@@ -196,6 +199,15 @@ export function buildSubmitBody(request: ProviderRequest): Record<string, unknow
     seed,
     ...(steps !== undefined && { steps }),
     ...(guidance_scale !== undefined && { guidance_scale }),
+    ...(imageURL !== undefined && { image: imageURL }),
     ...input,
   }
+}
+
+/** The URL of an uploaded file: `data.download_url` (as documented) or a top-level `url`. */
+export function readUploadURL(payload: Record<string, unknown>, body?: Record<string, unknown>): string | undefined {
+  for (const value of [payload.download_url, payload.downloadUrl, payload.url, body?.url, body?.download_url]) {
+    if (typeof value === 'string' && /^https?:\/\//i.test(value.trim())) return value.trim()
+  }
+  return undefined
 }

@@ -1,21 +1,24 @@
 /**
- * The Atlas Cloud provider: submit (or resume), poll until the prediction ends, save the
- * output. The protocol details live in protocol.ts; this file holds the order of steps.
+ * The Atlas Cloud provider: upload a reference, submit (or resume), poll until the
+ * prediction ends, save the output. The protocol details live in protocol.ts; this file
+ * holds the order of steps and the rules for paying once.
  */
 import { ProviderError, type GenerationJob, type GenerationResult, type Provider } from '../types'
 import { sleep } from './abort'
-import { saveOutput } from './download'
-import { predictionFailed, redact, seconds, type ErrorContext } from './errors'
-import { callApi, type ApiClient } from './http'
+import { MAX_OUTPUT_BYTES, OutputExpiredError, saveOutput } from './download'
+import { adviseInstead, predictionFailed, redact, seconds, type ErrorContext } from './errors'
+import { callApi, type ApiAnswer, type ApiClient } from './http'
+import { AdaptiveLimiter, type Slot } from './limiter'
 import { buildSubmitBody, predictionPath, readPrediction, SUBMIT_PATH, type Prediction } from './protocol'
-import { withRetries, type RetryPolicy } from './retry'
+import { retryDelay, withRetries, type Attempt, type RetryPolicy } from './retry'
+import { ReferenceUploads } from './upload'
 
 export interface AtlasProviderOptions {
   /** @default process.env.ATLASCLOUD_API_KEY */
   apiKey?: string
   /** @default process.env.ATLASCLOUD_BASE_URL ?? 'https://api.atlascloud.ai' */
   baseURL?: string
-  /** Delay before the first poll; grows ×1.5 after each poll. @default 1000 */
+  /** Delay before the first poll; grows ×1.5 after each poll, up to `maxPollIntervalMs`. @default 1000 */
   pollIntervalMs?: number
   /** @default 5000 */
   maxPollIntervalMs?: number
@@ -23,43 +26,70 @@ export interface AtlasProviderOptions {
   timeoutMs?: number
   /** Deadline for one HTTP request, body included. @default 30_000 */
   requestTimeoutMs?: number
-  /** Retries of a poll or download after a 429, a 5xx or a network error; submits are never retried. @default 4 */
+  /**
+   * Retries of one request after a 429, a 5xx or a network error. Polls, downloads and uploads
+   * are retried so; a submit only when the service proves it did not take it (see `submit`). @default 4
+   */
   maxRetries?: number
-  /** Wait before the first such retry, doubling up to 30 s, unless the service sends `Retry-After`. @default 1000 */
+  /** Wait before the first such retry, doubling (with jitter) up to `maxRetryDelayMs`, unless the service sends `Retry-After`. @default 1000 */
   retryDelayMs?: number
+  /** @default 30_000 */
+  maxRetryDelayMs?: number
+  /** The largest output accepted; a bigger one is cut off as it arrives. @default 52_428_800 (50 MB) */
+  maxOutputBytes?: number
+  /** After a submit, how long polls answered 404/400 are taken for a prediction not yet visible. @default 15_000 */
+  warmUpMs?: number
+  /** Uploaded reference images older than this are uploaded again. @default 86_400_000 (one day) */
+  uploadMaxAgeMs?: number
   /** Where `ATLASCLOUD_*` variables are read. @default process.env */
   env?: NodeJS.ProcessEnv
 }
 
 export const DEFAULT_BASE_URL = 'https://api.atlascloud.ai'
-const MAX_RETRY_DELAY_MS = 30_000
-/** A fresh prediction may answer 404/400 to polls for a few seconds (ATLAS_API.md). */
-const WARM_UP_MS = 15_000
+/** Outputs expire 14 days after the submit (ATLAS_API.md): an older prediction is not worth a poll. */
+export const OUTPUT_LIFETIME_MS = 14 * 24 * 60 * 60 * 1000
+const POLL_GROWTH = 1.5
 /** Transport failures that prove the submit never left this machine, so it was not billed. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT'])
 
-interface Settings {
+interface Runtime {
+  client: ApiClient
   pollIntervalMs: number
   maxPollIntervalMs: number
   timeoutMs: number
   requestTimeoutMs: number
+  /** A fresh prediction may answer 404/400 to polls for a few seconds (ATLAS_API.md). */
+  warmUpMs: number
+  maxOutputBytes: number
   retry: RetryPolicy
+  /** Shared by every job of this provider instance: the service's pushback is about all of them. */
+  limiter: AdaptiveLimiter
+  uploads: ReferenceUploads
 }
 
 export function createAtlasProvider(options: AtlasProviderOptions = {}): Provider {
   const env = options.env ?? process.env
   const apiKey = (options.apiKey ?? env.ATLASCLOUD_API_KEY)?.trim() || undefined
   const baseURL = ((options.baseURL ?? env.ATLASCLOUD_BASE_URL)?.trim() || DEFAULT_BASE_URL).replace(/\/+$/, '')
-  const settings: Settings = {
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000
+  const retry: RetryPolicy = {
+    retries: options.maxRetries ?? 4,
+    baseDelayMs: options.retryDelayMs ?? 1000,
+    maxDelayMs: options.maxRetryDelayMs ?? 30_000,
+  }
+  const limiter = new AdaptiveLimiter()
+  const client: ApiClient = { baseURL, apiKey: apiKey ?? '', requestTimeoutMs }
+  const runtime: Runtime = {
+    client,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
     maxPollIntervalMs: options.maxPollIntervalMs ?? 5000,
     timeoutMs: options.timeoutMs ?? 300_000,
-    requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
-    retry: {
-      retries: options.maxRetries ?? 4,
-      baseDelayMs: options.retryDelayMs ?? 1000,
-      maxDelayMs: MAX_RETRY_DELAY_MS,
-    },
+    requestTimeoutMs,
+    warmUpMs: options.warmUpMs ?? 15_000,
+    maxOutputBytes: options.maxOutputBytes ?? MAX_OUTPUT_BYTES,
+    retry,
+    limiter,
+    uploads: new ReferenceUploads(client, { retry, maxAgeMs: options.uploadMaxAgeMs ?? 24 * 60 * 60 * 1000 }, limiter),
   }
 
   return {
@@ -71,7 +101,8 @@ export function createAtlasProvider(options: AtlasProviderOptions = {}): Provide
             '[imagegen] no Atlas Cloud API key: set `ATLASCLOUD_API_KEY` (or the `apiKey` option) to generate images.',
           )
         }
-        return await generate({ baseURL: checkBaseURL(baseURL), apiKey, requestTimeoutMs: settings.requestTimeoutMs }, settings, job)
+        checkBaseURL(baseURL)
+        return await generate(runtime, job)
       } catch (error) {
         // a service may echo what it was sent; the key must not travel on in a message.
         // Other errors (the caller's abort reason, fs errors) never saw the key.
@@ -95,113 +126,211 @@ function checkBaseURL(baseURL: string): string {
   return baseURL
 }
 
-async function generate(client: ApiClient, settings: Settings, job: GenerationJob): Promise<GenerationResult> {
+/**
+ * One image. A prediction already paid for is polled, not submitted again; when it turns out
+ * to be gone (the service no longer knows it, or its output expired) the image is submitted
+ * afresh, once: a second loss in one call is reported rather than paid for again.
+ */
+async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResult> {
   const { signal } = job
   signal.throwIfAborted()
-  if (job.request.image !== undefined) {
-    throw new ProviderError('[imagegen] reference images (`image`) are not supported by the Atlas provider yet.')
-  }
-  const deadline = Date.now() + settings.timeoutMs
+  const imageURL = job.request.image === undefined ? undefined : await rt.uploads.urlFor(job.request.image, job.uploads, signal)
+  const body = buildSubmitBody(job.request, imageURL)
 
-  let id = job.resumePredictionId
-  let prediction: Prediction
-  if (id !== undefined) {
-    prediction = await pollUntilDone(client, settings, job, id, { deadline, fresh: false })
-  } else {
-    prediction = await submit(client, job)
-    id = prediction.id
-    if (prediction.state !== 'failed' && id !== undefined) await job.onSubmitted?.(id)
-    if (prediction.state === 'pending') {
-      if (id === undefined) {
-        throw new ProviderError('[imagegen] Atlas Cloud accepted the submit but its answer has no prediction id to poll.')
+  let resume = resumable(job)
+  let startedAfresh = false
+  let deadline: number | undefined
+  for (;;) {
+    let slot: Slot
+    let id: string | undefined
+    let prediction: Prediction | undefined
+    let submittedAt: number
+    if (resume) {
+      slot = await rt.limiter.acquire(signal)
+      ;({ id, submittedAt } = resume)
+    } else {
+      ;({ slot, prediction } = await submit(rt, job, body))
+      id = prediction.id
+      submittedAt = Date.now()
+    }
+    deadline ??= Date.now() + rt.timeoutMs
+    try {
+      if (prediction && prediction.state !== 'failed' && id !== undefined) await job.onSubmitted?.(id)
+      if (!prediction || prediction.state === 'pending') {
+        if (id === undefined) {
+          throw new ProviderError('[imagegen] Atlas Cloud accepted the submit but its answer has no prediction id to poll. Run again; if it persists, the API has changed.')
+        }
+        try {
+          prediction = await pollUntilDone(rt, job, id, { deadline, submittedAt, fresh: !resume })
+        } catch (error) {
+          if (resume && !startedAfresh && isUnknownPrediction(error)) {
+            // the journal outlived the prediction: what was paid is lost either way
+            resume = undefined
+            startedAfresh = true
+            continue
+          }
+          throw error
+        }
       }
-      prediction = await pollUntilDone(client, settings, job, id, { deadline, fresh: true })
+
+      if (prediction.state === 'failed') throw predictionFailed(id, prediction.status, prediction.error)
+      const output = prediction.outputs[0]
+      if (!output) {
+        const named = id ? ` \`${id}\`` : ''
+        throw new ProviderError(
+          `[imagegen] Atlas Cloud prediction${named} is \`${prediction.status ?? 'done'}\` but has no output image. Run again to generate it afresh.`,
+          { predictionId: id, retryable: false },
+        )
+      }
+      const ctx: ErrorContext = { action: 'downloading the output', predictionId: id }
+      let contentType: string
+      try {
+        ;({ contentType } = await saveOutput(output, job.destination, {
+          signal,
+          requestTimeoutMs: rt.requestTimeoutMs,
+          retry: rt.retry,
+          maxBytes: rt.maxOutputBytes,
+          ctx,
+          limiter: rt.limiter,
+        }))
+      } catch (error) {
+        if (error instanceof OutputExpiredError && !startedAfresh) {
+          resume = undefined
+          startedAfresh = true
+          continue
+        }
+        throw error
+      }
+      rt.limiter.succeeded()
+      return {
+        predictionId: id,
+        contentType,
+        createdAt: prediction.createdAt,
+        completedAt: prediction.completedAt,
+        predictTime: prediction.predictTime,
+      }
+    } finally {
+      slot.release()
     }
   }
+}
 
-  if (prediction.state === 'failed') throw predictionFailed(id, prediction.status, prediction.error)
-  const output = prediction.outputs[0]
-  if (!output) {
-    const named = id ? ` \`${id}\`` : ''
-    throw new ProviderError(
-      `[imagegen] Atlas Cloud prediction${named} is \`${prediction.status ?? 'done'}\` but has no output image.`,
-      { predictionId: id },
-    )
-  }
-  const ctx: ErrorContext = { action: 'downloading the output', predictionId: id }
-  const { contentType } = await saveOutput(output, job.destination, {
-    signal,
-    requestTimeoutMs: settings.requestTimeoutMs,
-    retry: settings.retry,
-    ctx,
-  })
-  return {
-    predictionId: id,
-    contentType,
-    createdAt: prediction.createdAt,
-    completedAt: prediction.completedAt,
-    predictTime: prediction.predictTime,
-  }
+/** The journalled prediction, unless it is too old to have an output left. */
+function resumable(job: GenerationJob): { id: string; submittedAt: number } | undefined {
+  if (job.resumePredictionId === undefined) return undefined
+  const submittedAt = job.resumeSubmittedAt === undefined ? Number.NaN : Date.parse(job.resumeSubmittedAt)
+  // unknown age: old enough that a 404 means gone, not warming up
+  if (!Number.isFinite(submittedAt)) return { id: job.resumePredictionId, submittedAt: 0 }
+  if (Date.now() - submittedAt >= OUTPUT_LIFETIME_MS) return undefined
+  return { id: job.resumePredictionId, submittedAt }
+}
+
+function isUnknownPrediction(error: unknown): boolean {
+  const status = error instanceof ProviderError ? error.details.status : undefined
+  return status === 404 || status === 410 || status === 400
 }
 
 /**
- * Sent once, never retried: there is no idempotency key, so a second submit is a second
- * bill. When we cannot know whether it arrived, the message says so.
+ * Sends the submit and holds a place in flight for the prediction it starts.
+ *
+ * There is no idempotency key: every submit that reaches the service is billed, and a client
+ * that sends one again when unsure pays twice. So it is sent again only when the service
+ * proves it did not take it:
+ * - 429: the service refused it before doing anything;
+ * - 503: "unable to handle the request" (RFC 9110), the service saying it did not take it on;
+ * - a connection that failed before the request was written (refused, no DNS, connect timeout).
+ * Everything else is ambiguous and is never repeated: 500/502/504 (a gateway may have passed
+ * it on before failing), a connection dropped or a timeout after the body was sent (it may
+ * have arrived), an answer we could not read.
+ *
+ * While the service is refusing, the place in flight is given back during the wait, so the
+ * limiter's shrinking limit applies to the retry too.
  */
-async function submit(client: ApiClient, job: GenerationJob): Promise<Prediction> {
+async function submit(rt: Runtime, job: GenerationJob, body: Record<string, unknown>): Promise<{ slot: Slot; prediction: Prediction }> {
   const ctx: ErrorContext = { action: 'submitting a prediction' }
-  const result = await callApi(client, { method: 'POST', path: SUBMIT_PATH, body: buildSubmitBody(job.request) }, job.signal, ctx)
-  if (result.ok) return readPrediction(result.value.payload, result.value.body)
+  for (let retry = 0; ; retry++) {
+    const slot = await rt.limiter.acquire(job.signal)
+    let result: Attempt<ApiAnswer>
+    try {
+      result = await call(rt, { method: 'POST', path: SUBMIT_PATH, body }, job.signal, ctx)
+    } catch (error) {
+      slot.release()
+      throw error
+    }
+    if (result.ok) return { slot, prediction: readPrediction(result.value.payload, result.value.body) }
+    slot.release()
 
-  const { error, code } = result
-  const { status } = error.details
-  if (status === 429 || (code !== undefined && NOT_SENT_CODES.has(code))) throw error
-  if (status === undefined || status >= 500) {
-    throw new ProviderError(
-      `${error.message} The submit may have been accepted (and billed) anyway, so it was not sent again.`,
-      { ...error.details, retryable: false },
-    )
+    const { error, code, retryAfterMs } = result
+    const { status } = error.details
+    const notTaken = status === 429 || status === 503 || (status === undefined && code !== undefined && NOT_SENT_CODES.has(code))
+    if (notTaken) {
+      if (retry >= rt.retry.retries) throw error
+      await sleep(retryDelay(retry, rt.retry, retryAfterMs), job.signal)
+      continue
+    }
+    if (status === undefined || status >= 500) {
+      throw adviseInstead(
+        error,
+        'The submit may have been accepted (and billed) anyway, so it was not sent again: ' +
+          'if no new prediction shows in your Atlas Cloud dashboard, run again.',
+        { ...error.details, retryable: false },
+      )
+    }
+    throw error
   }
-  throw error
 }
 
 async function pollUntilDone(
-  client: ApiClient,
-  settings: Settings,
+  rt: Runtime,
   job: GenerationJob,
   id: string,
-  { deadline, fresh }: { deadline: number; fresh: boolean },
+  { deadline, submittedAt, fresh }: { deadline: number; submittedAt: number; fresh: boolean },
 ): Promise<Prediction> {
   const ctx: ErrorContext = { action: `polling prediction \`${id}\``, predictionId: id }
-  const startedAt = Date.now()
   // a resumed prediction may be long done: look at once
-  let wait = fresh ? settings.pollIntervalMs : 0
+  let wait = fresh ? rt.pollIntervalMs : 0
   let lastStatus = 'unknown'
   for (;;) {
     const left = deadline - Date.now()
     if (left <= 0) {
       throw new ProviderError(
-        `[imagegen] Atlas Cloud prediction \`${id}\` did not finish within ${seconds(settings.timeoutMs)} (last status \`${lastStatus}\`).`,
+        `[imagegen] Atlas Cloud prediction \`${id}\` did not finish within ${seconds(rt.timeoutMs)} (last status \`${lastStatus}\`). ` +
+          'It is paid for: the next run polls it again instead of submitting; raise `timeoutMs` to wait longer.',
         { predictionId: id, retryable: true },
       )
     }
     await sleep(Math.min(wait, left), job.signal)
-    wait = Math.min(Math.max(wait, settings.pollIntervalMs) * 1.5, settings.maxPollIntervalMs)
+    wait = nextPollWait(wait, rt)
 
     let prediction: Prediction
     try {
-      const answer = await withRetries(
-        () => callApi(client, { method: 'GET', path: predictionPath(id) }, job.signal, ctx),
-        { policy: settings.retry, signal: job.signal, deadline },
-      )
+      const answer = await withRetries(() => call(rt, { method: 'GET', path: predictionPath(id) }, job.signal, ctx), {
+        policy: rt.retry,
+        signal: job.signal,
+        deadline,
+      })
       prediction = readPrediction(answer.payload, answer.body)
     } catch (error) {
       const status = error instanceof ProviderError ? error.details.status : undefined
-      const warmingUp = fresh && (status === 404 || status === 400) && Date.now() - startedAt < WARM_UP_MS
+      const warmingUp = (status === 404 || status === 400) && Date.now() - submittedAt < rt.warmUpMs
       if (!warmingUp) throw error
       continue
     }
     lastStatus = prediction.status ?? lastStatus
     if (prediction.state !== 'pending') return prediction
   }
+}
+
+/** The wait after one of `previous` ms: the first interval, then ×1.5 up to the cap. */
+export function nextPollWait(previous: number, { pollIntervalMs, maxPollIntervalMs }: { pollIntervalMs: number; maxPollIntervalMs: number }): number {
+  if (previous < pollIntervalMs) return pollIntervalMs
+  return Math.min(previous * POLL_GROWTH, maxPollIntervalMs)
+}
+
+/** One API request; a 429 tells the limiter. */
+async function call(rt: Runtime, request: Parameters<typeof callApi>[1], signal: AbortSignal, ctx: ErrorContext): Promise<Attempt<ApiAnswer>> {
+  const mark = rt.limiter.mark()
+  const result = await callApi(rt.client, request, signal, ctx)
+  if (!result.ok && result.error.details.status === 429) rt.limiter.rateLimited(mark)
+  return result
 }

@@ -1,6 +1,7 @@
 /**
- * Retrying reads. Only requests that are safe to repeat come here (polls, downloads):
- * a submit sent twice is billed twice, so POSTs are never retried.
+ * Retrying requests that are safe to repeat: polls, downloads and uploads. A submit is
+ * billed each time it arrives, so provider.ts decides case by case whether one may be
+ * sent again (only when the service proves it was not handled).
  */
 import type { ProviderError } from '../types'
 import { sleep } from './abort'
@@ -43,10 +44,15 @@ export function readRetryAfter(header: string | string[] | undefined, body: unkn
   return undefined
 }
 
-/** Capped exponential backoff, unless the service said how long to wait. */
-export function retryDelay(retry: number, policy: RetryPolicy, retryAfterMs?: number): number {
+/**
+ * What the service asked for (capped), else capped exponential backoff with jitter: a
+ * random wait between half and all of the step, so that clients refused together do not
+ * come back together.
+ */
+export function retryDelay(retry: number, policy: RetryPolicy, retryAfterMs?: number, random: () => number = Math.random): number {
   if (retryAfterMs !== undefined) return Math.min(retryAfterMs, MAX_RETRY_AFTER_MS)
-  return Math.min(policy.baseDelayMs * 2 ** retry, policy.maxDelayMs)
+  const step = Math.min(policy.baseDelayMs * 2 ** retry, policy.maxDelayMs)
+  return step / 2 + random() * (step / 2)
 }
 
 /**

@@ -1,0 +1,163 @@
+/** Polling as the live service makes it hard: statuses, stalls, resets, busy answers, deadlines. */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import sharp from 'sharp'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { nextPollWait } from '../src/providers/atlas/provider'
+import { startAtlasServer, type AtlasServer, type InterceptResult } from './atlas-server'
+import { atlas, build, collection, entriesOf, failure, job } from './helpers/atlas'
+import { tempDir } from './helpers/temp'
+
+let server: AtlasServer
+let dir: string
+
+beforeAll(async () => {
+  server = await startAtlasServer()
+  dir = await mkdtemp(join(tmpdir(), 'imagegen-poll-'))
+})
+afterAll(async () => {
+  await server.close()
+  await rm(dir, { recursive: true, force: true })
+})
+beforeEach(() => {
+  server.options = {}
+  server.reset()
+})
+
+const isPoll = (path: string) => path.startsWith('/api/v1/model/prediction/')
+
+/** The first `times` polls get `answer`; then the server answers normally. Returns the count. */
+function troublePolls(times: number, answer: InterceptResult): { count: number } {
+  const seen = { count: 0 }
+  server.options.intercept = req => {
+    if (isPoll(req.path) && seen.count < times) {
+      seen.count++
+      return answer
+    }
+    return 'continue'
+  }
+  return seen
+}
+
+describe('atlas polling: statuses', () => {
+  it.each(['created', 'starting', 'queued', 'pending', 'processing', 'running', 'in_progress', 'IN_PROGRESS', 'a_status_never_seen'])(
+    'keeps polling while the status is %s',
+    async pendingStatus => {
+      server.options = { pendingStatus, latencyMs: 20 }
+      const j = job(dir)
+      await atlas(server).generate(j)
+      expect(server.polls).toBeGreaterThanOrEqual(1)
+      expect((await sharp(j.destination).metadata()).format).toBe('png')
+    },
+  )
+
+  it.each(['failed', 'error', 'canceled', 'cancelled', 'timeout', 'TIMEOUT'])('%s ends the prediction with its reason and id', async status => {
+    server.options.intercept = req =>
+      isPoll(req.path) ? { status: 200, body: { code: 200, data: { id: 'pred_77', status, error: 'the model gave up' } } } : 'continue'
+    const error = await failure(atlas(server).generate(job(dir)))
+    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud prediction `pred_\d+` (failed|ended as `\w+`): the model gave up\. /)
+    expect(error.details.predictionId).toMatch(/^pred_\d+$/)
+    expect(error.details.retryable).toBe(false)
+  })
+
+  it('an unknown status is polled only until the deadline, which names the prediction', async () => {
+    server.options = { pendingStatus: 'Mystery_State', latencyMs: 60_000 }
+    const error = await failure(atlas(server, { timeoutMs: 60 }).generate(job(dir)))
+    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud prediction `pred_\d+` did not finish within 60ms \(last status `Mystery_State`\)/)
+    expect(error.message).toContain('raise `timeoutMs`')
+    expect(error.details.predictionId).toBe(error.message.match(/`(pred_\d+)`/)![1])
+    // the deadline is no verdict on the prediction: its journal entry stays for the next run
+    expect(error.details.retryable).toBe(true)
+  })
+})
+
+describe('atlas polling: the network and the service misbehave', () => {
+  it('a poll that never answers hits the per-request timeout and is sent again', async () => {
+    const hung = troublePolls(1, 'hang')
+    const j = job(dir)
+    await atlas(server, { requestTimeoutMs: 100 }).generate(j)
+    expect(hung.count).toBe(1)
+    expect(server.polls).toBeGreaterThanOrEqual(1)
+    expect(server.downloads).toBe(1)
+    expect(server.submits).toHaveLength(1)
+  })
+
+  it('a connection reset mid-poll is retried', async () => {
+    const reset = troublePolls(2, 'reset')
+    await atlas(server).generate(job(dir))
+    expect(reset.count).toBe(2)
+    expect(server.downloads).toBe(1)
+  })
+
+  it.each([500, 502, 503, 504])('%i with an HTML body on a poll is retried', async status => {
+    const busy = troublePolls(2, { status, raw: `<html><body><h1>${status} Bad Gateway</h1></body></html>` })
+    await atlas(server).generate(job(dir))
+    expect(busy.count).toBe(2)
+    expect(server.submits).toHaveLength(1)
+    expect(server.downloads).toBe(1)
+  })
+
+  it.each([
+    ['seconds', { headers: { 'retry-after': '0' } }],
+    ['an HTTP date', { headers: { 'retry-after': new Date(Date.now() - 5000).toUTCString() } }],
+    ['retry_after in the body', { body: { code: 429, message: 'slow down', retry_after: '0' } }],
+  ] as const)('429 on a poll with Retry-After as %s is retried', async (_, extra) => {
+    const limited = troublePolls(2, { status: 429, ...extra })
+    await atlas(server).generate(job(dir))
+    expect(limited.count).toBe(2)
+    expect(server.downloads).toBe(1)
+  })
+
+  it('HTML where JSON was expected, on every poll: the message shows the page, not a parse error', async () => {
+    troublePolls(100, { status: 502, raw: '<html><title>502 Bad Gateway</title></html>' })
+    const error = await failure(atlas(server, { maxRetries: 1 }).generate(job(dir)))
+    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud failed while polling prediction `pred_\d+` \(HTTP 502: <html><title>502 Bad Gateway/)
+    expect(error.message).toContain('run again later')
+  })
+
+  it('404 and 400 during the warm-up after a submit are waited out', async () => {
+    let n = 0
+    server.options.intercept = req =>
+      isPoll(req.path) && n++ < 4 ? { status: n % 2 ? 404 : 400, body: { code: n % 2 ? 404 : 400, message: 'prediction not found' } } : 'continue'
+    await atlas(server, { warmUpMs: 10_000 }).generate(job(dir))
+    expect(server.downloads).toBe(1)
+    expect(server.submits).toHaveLength(1)
+  })
+
+  it('404 after the warm-up: the service does not know the prediction', async () => {
+    server.options.intercept = req => (isPoll(req.path) ? { status: 404, body: { code: 404, message: 'prediction not found' } } : 'continue')
+    const error = await failure(atlas(server, { warmUpMs: 1 }).generate(job(dir)))
+    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud does not know prediction `pred_\d+` \(HTTP 404: prediction not found\); .*Run again to generate the image afresh\.$/)
+    expect(error.details).toMatchObject({ status: 404, retryable: false })
+    expect(server.submits).toHaveLength(1)
+  })
+
+  it('a prediction stuck in processing fails at the deadline; the next run resumes it without paying again', async () => {
+    const project = tempDir()
+    server.options = { latencyMs: 60_000 }
+    const entries = await entriesOf(project, collection(['stuck']))
+    const first = build(project, atlas(server, { timeoutMs: 50 }))
+    const error = (await first.run(entries).catch((e: unknown) => e)) as Error
+    expect(error.message).toMatch(/did not finish within 50ms \(last status `processing`\)/)
+    const pending = await first.cache.readPending(entries[0]!.key)
+    expect(pending?.predictionId).toMatch(/^pred_\d+$/)
+
+    server.finish()
+    await build(project, atlas(server)).run(entries)
+    expect(server.submits).toHaveLength(1)
+    expect((await first.cache.lookup(entries[0]!.key))?.record.predictionId).toBe(pending!.predictionId)
+    expect(await first.cache.readPending(entries[0]!.key)).toBeUndefined()
+  })
+})
+
+describe('atlas polling: the schedule', () => {
+  it('starts at the interval and grows ×1.5 to the cap', () => {
+    const settings = { pollIntervalMs: 1000, maxPollIntervalMs: 5000 }
+    const waits = [1000]
+    while (waits.length < 7) waits.push(nextPollWait(waits.at(-1)!, settings))
+    expect(waits).toEqual([1000, 1500, 2250, 3375, 5000, 5000, 5000])
+    // a resumed prediction is looked at once (0), then on the same schedule
+    expect(nextPollWait(0, settings)).toBe(1000)
+  })
+})

@@ -1,0 +1,181 @@
+/**
+ * A submit is billed whenever it reaches the service, so it is sent again only when the
+ * service proves it did not take it: 429, 503, or a connection refused before sending.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { startAtlasServer, type AtlasServer, type InterceptResult } from './atlas-server'
+import { atlas, failure, job } from './helpers/atlas'
+
+let server: AtlasServer
+let dir: string
+
+beforeAll(async () => {
+  server = await startAtlasServer()
+  dir = await mkdtemp(join(tmpdir(), 'imagegen-submit-'))
+})
+afterAll(async () => {
+  await server.close()
+  await rm(dir, { recursive: true, force: true })
+})
+beforeEach(() => {
+  server.options = {}
+  server.reset()
+})
+
+const HTML = '<!doctype html><html><head><title>Service Unavailable</title></head><body><h1>503</h1></body></html>'
+
+/** The first `times` submits get `answer`; the rest go through. */
+function refuseSubmits(times: number, answer: Exclude<InterceptResult, string>) {
+  let refused = 0
+  server.options.intercept = req => {
+    if (req.method === 'POST' && refused < times) {
+      refused++
+      return answer
+    }
+    return 'continue'
+  }
+}
+const makeAnswer = (status: number, extra: Omit<Exclude<InterceptResult, string>, 'status'> = {}) => ({ status, ...extra })
+
+describe('atlas submit: sent again only when the service did not take it', () => {
+  it('429 with Retry-After in seconds: waits, sends again, one prediction', async () => {
+    refuseSubmits(2, makeAnswer(429, { body: { message: 'rate limited' }, headers: { 'retry-after': '0' } }))
+    await atlas(server).generate(job(dir))
+    expect(server.submitAttempts).toBe(3)
+    expect(server.submits).toHaveLength(1)
+    expect(server.downloads).toBe(1)
+  })
+
+  it('429 with Retry-After as an HTTP date', async () => {
+    refuseSubmits(1, makeAnswer(429, { body: { message: 'rate limited' }, headers: { 'retry-after': new Date(Date.now() - 1000).toUTCString() } }))
+    await atlas(server).generate(job(dir))
+    expect(server.submitAttempts).toBe(2)
+    expect(server.submits).toHaveLength(1)
+  })
+
+  it('429 with retry_after in the body', async () => {
+    refuseSubmits(1, makeAnswer(429, { body: { code: 429, message: 'too many requests', retry_after: 0 } }))
+    await atlas(server).generate(job(dir))
+    expect(server.submitAttempts).toBe(2)
+    expect(server.submits).toHaveLength(1)
+  })
+
+  it('503 with an HTML body: the service did not take it, so it is sent again', async () => {
+    refuseSubmits(2, makeAnswer(503, { raw: HTML }))
+    await atlas(server).generate(job(dir))
+    expect(server.submitAttempts).toBe(3)
+    expect(server.submits).toHaveLength(1)
+  })
+
+  it('a connection refused before sending is sent again once the service is back', async () => {
+    const gone = await startAtlasServer()
+    const port = Number(new URL(gone.url).port)
+    await gone.close()
+    let back: AtlasServer | undefined
+    let ticks = 0
+    // the service comes back on the same port a few retries later
+    const provider = atlas(server, { baseURL: `http://127.0.0.1:${port}`, maxRetries: 50, retryDelayMs: 20, maxRetryDelayMs: 20 })
+    const pending = provider.generate(job(dir))
+    const revive = (async () => {
+      while (!back) {
+        await new Promise(resolve => setTimeout(resolve, 15))
+        if (++ticks >= 3) back = await startAtlasServer({}, { port })
+      }
+    })()
+    await revive
+    await pending
+    expect(back!.submitAttempts).toBe(1)
+    expect(back!.submits).toHaveLength(1)
+    await back!.close()
+  })
+
+  it.each([500, 502, 504])('%i with an HTML body: not sent again, and the message says why', async status => {
+    server.options.intercept = req => (req.method === 'POST' ? { status, raw: HTML.replace('503', String(status)) } : 'continue')
+    const error = await failure(atlas(server).generate(job(dir)))
+    expect(server.submitAttempts).toBe(1)
+    expect(server.requests).toBe(1)
+    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud failed while submitting a prediction \(HTTP \d+: .*Service Unavailable/)
+    expect(error.message).toContain('may have been accepted (and billed) anyway, so it was not sent again')
+    expect(error.message).toContain('run again')
+    expect(error.details).toMatchObject({ status, retryable: false })
+  })
+
+  it('a connection dropped after the body was sent: no second submit', async () => {
+    server.options.intercept = req => (req.method === 'POST' ? 'reset' : 'continue')
+    const error = await failure(atlas(server).generate(job(dir)))
+    expect(server.submitAttempts).toBe(1)
+    expect(server.requests).toBe(1)
+    expect(error.message).toMatch(/^\[imagegen\] cannot reach Atlas Cloud at .*: \w+ \(while submitting a prediction\)\. The submit may have been accepted/)
+    expect(error.details.retryable).toBe(false)
+  })
+
+  it('a submit that never answers times out and is not sent again', async () => {
+    server.options.intercept = req => (req.method === 'POST' ? 'hang' : 'continue')
+    const error = await failure(atlas(server, { requestTimeoutMs: 50 }).generate(job(dir)))
+    expect(server.submitAttempts).toBe(1)
+    expect(error.message).toContain('did not answer within 50ms')
+    expect(error.message).toContain('may have been accepted')
+  })
+
+  it('a 429 that never ends: gives up after maxRetries and says what to do', async () => {
+    server.options.intercept = req => (req.method === 'POST' ? { status: 429, body: { message: 'slow down' } } : 'continue')
+    const error = await failure(atlas(server, { maxRetries: 3 }).generate(job(dir)))
+    expect(server.submitAttempts).toBe(4)
+    expect(server.submits).toHaveLength(0)
+    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud is rate limiting requests while submitting a prediction \(HTTP 429: slow down\)\. Run again in a while, or lower `concurrency`\.$/)
+    expect(error.details).toMatchObject({ status: 429, retryable: true })
+  })
+
+  it('an abort during the wait a 429 asked for ends it at once; nothing more is sent', async () => {
+    server.options.intercept = req => (req.method === 'POST' ? { status: 429, body: { message: 'later' }, headers: { 'retry-after': '3600' } } : 'continue')
+    const controller = new AbortController()
+    const pending = atlas(server).generate(job(dir, {}, { signal: controller.signal }))
+    await vi.waitFor(() => expect(server.submitAttempts).toBe(1))
+    controller.abort(new Error('[imagegen] the build stopped'))
+    await expect(pending).rejects.toThrow('the build stopped')
+    const requests = server.requests
+    await new Promise(resolve => setTimeout(resolve, 30))
+    expect(server.requests).toBe(requests)
+    expect(server.submitAttempts).toBe(1)
+  })
+
+  it.each([
+    [401, { message: 'Unauthorized' }, /rejected the API key .*Check that `ATLASCLOUD_API_KEY` holds a valid key/],
+    [402, { message: 'Payment required' }, /out of credit .*Add credit to the account/],
+    [403, { message: 'Forbidden' }, /refused the request .*may use this model/],
+    [422, { detail: [{ loc: ['body', 'width'], msg: 'too big' }] }, /rejected the parameters .*too big.*Check the image spec/],
+    [200, { code: '400', message: 'Insufficient balance' }, /out of credit/],
+  ] as const)('%i fails at once: one attempt, a message that says what to do', async (status, body, message) => {
+    server.options.intercept = () => ({ status, body })
+    const error = await failure(atlas(server).generate(job(dir)))
+    expect(server.requests).toBe(1)
+    expect(error.message).toMatch(/^\[imagegen\] /)
+    expect(error.message).toMatch(message)
+    expect(error.details.retryable).toBe(false)
+  })
+})
+
+describe('atlas errors never carry the key', () => {
+  const KEY = 'sk-atlas-RECOGNISABLE-fake-key-93c1'
+
+  it.each([400, 401, 402, 403, 404, 422, 429, 500, 502, 503, 504])('%i on a submit and on a poll, with the key echoed back', async status => {
+    server.options = { apiKey: KEY }
+    const messages: string[] = []
+    for (const step of ['submit', 'poll']) {
+      server.options.intercept = req =>
+        (step === 'submit') === (req.method === 'POST')
+          ? { status, body: { code: status, message: `request with ${String(req.headers.authorization)} refused`, key: KEY } }
+          : 'continue'
+      const error = await failure(atlas(server, { apiKey: KEY, maxRetries: 1 }).generate(job(dir)))
+      messages.push(`${error.message}\n${error.stack}`)
+    }
+    for (const message of messages) {
+      expect(message).toMatch(/^\[imagegen\] /)
+      expect(message).toContain('refused')
+      expect(message).not.toContain(KEY)
+    }
+  })
+})

@@ -1,0 +1,81 @@
+/** What the Atlas tests share: a provider on fast settings, jobs, manifests and a scheduler. */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { expect } from 'vitest'
+import { ImageCache } from '../../src/core/cache'
+import { keyEntries, type KeyedEntry } from '../../src/core/entries'
+import { parseManifest } from '../../src/core/manifest'
+import { planImages, Scheduler, type GenerateEvent } from '../../src/core/scheduler'
+import { createAtlasProvider, type AtlasProviderOptions } from '../../src/providers/atlas/provider'
+import { ProviderError, type GenerationJob, type Provider, type ProviderRequest } from '../../src/providers/types'
+import type { AtlasServer } from '../atlas-server'
+
+export const MODEL = 'black-forest-labs/flux-schnell'
+
+/** Everything in milliseconds, so that no test waits for real time. */
+export const FAST: AtlasProviderOptions = {
+  pollIntervalMs: 2,
+  maxPollIntervalMs: 10,
+  retryDelayMs: 1,
+  maxRetryDelayMs: 5,
+  requestTimeoutMs: 5_000,
+  // tests that mean the warm-up set a long one
+  warmUpMs: 20,
+  env: {},
+}
+
+export function atlas(server: AtlasServer, options: AtlasProviderOptions = {}): Provider {
+  return createAtlasProvider({ apiKey: server.options.apiKey ?? 'test-key', baseURL: server.url, ...FAST, ...options })
+}
+
+let files = 0
+export function job(dir: string, request: Partial<ProviderRequest> = {}, rest: Partial<GenerationJob> = {}): GenerationJob {
+  return {
+    key: 'test-key-hash',
+    request: { model: MODEL, prompt: 'A beautiful landscape with mountains and lake', width: 64, height: 48, seed: 7, ...request },
+    signal: new AbortController().signal,
+    destination: join(dir, `out-${process.pid}-${++files}.png`),
+    ...rest,
+  }
+}
+
+export async function failure(promise: Promise<unknown>): Promise<ProviderError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e)
+  expect(error).toBeInstanceOf(ProviderError)
+  return error as ProviderError
+}
+
+/** Writes a manifest into `dir` and keys its entries as a build would. */
+export async function entriesOf(dir: string, yaml: string, file = 'art.images.yaml'): Promise<KeyedEntry[]> {
+  const path = join(dir, file)
+  writeFileSync(path, yaml)
+  return keyEntries(parseManifest(yaml, file), { manifestPath: path, root: dir, provider: 'atlas' })
+}
+
+/** A collection of small images named `names`. */
+export function collection(names: string[], prompt = (name: string) => `A watercolor of ${name}`, extra = ''): string {
+  return `defaults:\n  width: 64\n  height: 64\nimages:\n${names.map((n) => `  ${n}:\n    prompt: ${prompt(n)}\n${extra}`).join('')}`
+}
+
+export const names = (n: number, prefix = 'image') => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
+
+/** A scheduler over `dir/.imagegen`, as one build would make it. */
+export function build(
+  dir: string,
+  provider: Provider,
+  options: { concurrency?: number; maxNewImages?: number; signal?: AbortSignal; events?: GenerateEvent[]; onEvent?: (event: GenerateEvent) => void } = {},
+) {
+  const cache = new ImageCache(join(dir, '.imagegen'))
+  const scheduler = new Scheduler({
+    provider,
+    cache,
+    concurrency: options.concurrency ?? 4,
+    maxNewImages: options.maxNewImages ?? 100,
+    signal: options.signal,
+    onEvent: (e) => {
+      options.events?.push(e)
+      options.onEvent?.(e)
+    },
+  })
+  return { cache, scheduler, run: async (entries: KeyedEntry[]) => scheduler.generate((await planImages(entries, cache)).missing) }
+}
