@@ -6,6 +6,7 @@ export { deriveSeed, keySpec, KEY_SCHEMA_VERSION, type PixelSpec } from './core/
 export { loadManifest, MANIFEST_PATTERN, parseManifest, type Manifest, type ManifestEntry } from './core/manifest'
 export { BudgetError, GenerationError, planImages, Scheduler, type GenerateEvent, type Plan, type PlannedImage } from './core/scheduler'
 export type { ImageFields, ImageSpec } from './core/schema'
+export { createAtlasProvider, type AtlasProviderOptions } from './providers/atlas/provider'
 export { createPlaceholderProvider } from './providers/placeholder'
 export { ProviderError, type GenerationJob, type GenerationResult, type Provider, type ProviderRequest } from './providers/types'
 export { writeFileAtomic } from './core/atomic'

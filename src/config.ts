@@ -24,8 +24,15 @@ const FILE_KEYS = [
   'baseURL',
   'timeoutMs',
   'pollIntervalMs',
+  'maxPollIntervalMs',
+  'requestTimeoutMs',
   'dts',
+  'derivedCacheDir',
 ] as const satisfies readonly (keyof FileOptions)[]
+
+// Every option a file may set is listed above: adding one to `Options` without listing it fails here.
+const everyOptionListed: Exclude<keyof FileOptions, (typeof FILE_KEYS)[number]> extends never ? true : never = true
+void everyOptionListed
 
 export interface ConfigFile {
   /** Absolute path of the file. */

@@ -62,6 +62,16 @@ export interface Options {
    */
   pollIntervalMs?: number
   /**
+   * The longest wait between two polls of one prediction, in milliseconds.
+   * @default 5000
+   */
+  maxPollIntervalMs?: number
+  /**
+   * How long one HTTP request to the provider may take, body included, in milliseconds.
+   * @default 30000
+   */
+  requestTimeoutMs?: number
+  /**
    * Write exact types beside each manifest (`art.images.d.yaml.ts`), so named imports are
    * checked. Needs `"allowArbitraryExtensions": true` in tsconfig.json.
    * @default false
@@ -93,6 +103,8 @@ const optionsSchema = z.strictObject({
   maxNewImages: z.int().min(0).optional(),
   timeoutMs: z.int().min(1).optional(),
   pollIntervalMs: z.int().min(1).optional(),
+  maxPollIntervalMs: z.int().min(1).optional(),
+  requestTimeoutMs: z.int().min(1).optional(),
   dts: z.boolean().optional(),
   derivedCacheDir: z.string().min(1).optional(),
 })
@@ -126,7 +138,14 @@ export function resolveOptions(options: Options = {}, defaults: { root?: string;
   if (o.provider === 'placeholder') {
     provider = createPlaceholderProvider()
   } else if (o.provider === undefined || o.provider === 'atlas') {
-    provider = createAtlasProvider({ apiKey, baseURL: o.baseURL || env.ATLASCLOUD_BASE_URL || undefined, timeoutMs: o.timeoutMs, pollIntervalMs: o.pollIntervalMs })
+    provider = createAtlasProvider({
+      apiKey,
+      baseURL: o.baseURL || env.ATLASCLOUD_BASE_URL || undefined,
+      timeoutMs: o.timeoutMs,
+      pollIntervalMs: o.pollIntervalMs,
+      maxPollIntervalMs: o.maxPollIntervalMs,
+      requestTimeoutMs: o.requestTimeoutMs,
+    })
     if (offline) cannotGenerate = 'offline mode is on (`mode: \'offline\'` or IMAGEGEN_OFFLINE=1)'
     else if (!apiKey) cannotGenerate = 'no API key is set (ATLASCLOUD_API_KEY)'
   } else {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { commitFile, tempPathFor, writeFileAtomic } from './atomic'
 import { CONTENT_TYPES, EXTENSIONS, type ImageInfo } from './image-info'
@@ -183,9 +183,13 @@ export class ImageCache {
     this.prepared ??= (async () => {
       await mkdir(this.imagesDir, { recursive: true })
       await mkdir(this.pendingDir, { recursive: true })
-      await writeFile(join(this.dir, '.gitignore'), GITIGNORE, { flag: 'wx' }).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error
-      })
+      // Ours (it starts with our header) is kept current as transient folders are added;
+      // a .gitignore the user wrote is left alone.
+      const path = join(this.dir, '.gitignore')
+      const current = await readFile(path, 'utf8').catch(() => undefined)
+      if (current === undefined || (current !== GITIGNORE && current.startsWith(GITIGNORE.split('\n')[0]!))) {
+        await writeFileAtomic(path, GITIGNORE)
+      }
     })()
     return this.prepared
   }
