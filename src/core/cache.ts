@@ -62,12 +62,14 @@ export class ImageCache {
   readonly imagesDir: string
   readonly pendingDir: string
   readonly uploadsDir: string
+  readonly locksDir: string
   private prepared?: Promise<void>
 
   constructor(readonly dir: string) {
     this.imagesDir = join(dir, 'images')
     this.pendingDir = join(dir, 'pending')
     this.uploadsDir = join(dir, 'uploads')
+    this.locksDir = join(dir, 'locks')
   }
 
   /** A stat and a small JSON read; no image is decoded. */

@@ -5,6 +5,7 @@ import type { CachedImage, ImageCache } from './cache'
 import type { KeyedEntry } from './entries'
 import { formatLocation, ImagegenError } from './errors'
 import { readImageInfo } from './image-info'
+import { acquireLock } from './lock'
 
 /** One image to have: a key and every manifest entry that asks for it. */
 export interface PlannedImage {
@@ -145,6 +146,24 @@ export class Scheduler {
     const emit = this.options.onEvent ?? (() => {})
     signal?.throwIfAborted()
     const started = performance.now()
+    const { key } = image
+    // Another process (a dev server, a CLI run) may be making this very image: wait for it.
+    const release = await acquireLock(cache.locksDir, key, { signal })
+    try {
+      const made = await cache.lookup(key)
+      if (made) {
+        emit({ type: 'generated', image, cached: made, seconds: (performance.now() - started) / 1000 })
+        return made
+      }
+      return await this.submitAndSave(image, started)
+    } finally {
+      await release()
+    }
+  }
+
+  private async submitAndSave(image: PlannedImage, started: number): Promise<CachedImage> {
+    const { provider, cache, signal } = this.options
+    const emit = this.options.onEvent ?? (() => {})
     const { key } = image
     const { request, pixels } = image.entries[0]!
     const pending = await cache.readPending(key)
