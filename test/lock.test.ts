@@ -61,7 +61,13 @@ describe('two processes on one cache', () => {
   const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
   let server: AtlasServer
   beforeAll(async () => {
-    server = await startAtlasServer({ apiKey: API_KEY, latencyMs: 300 })
+    server = await startAtlasServer({
+      apiKey: API_KEY,
+      latencyMs: 300,
+      // Slow submits widen the window in which a second process, without the lock, would
+      // find no journal entry yet and pay for the same image again.
+      intercept: (req) => (req.method === 'POST' ? new Promise((resolve) => setTimeout(() => resolve('continue'), 400)) : 'continue'),
+    })
   })
   afterAll(() => server.close())
 
