@@ -21,19 +21,22 @@ export interface InterceptedRequest {
 /**
  * `continue`: answer normally; `reset`: destroy the socket (after a POST's body was read);
  * `hang`: never answer, holding the socket; otherwise send this answer (`raw` instead of a
- * JSON `body`, e.g. an HTML error page).
+ * JSON `body`, e.g. an HTML error page; `streamBytes`: filler, chunked without a length,
+ * until that many bytes — `Infinity` for a body that never ends — or the client goes away).
  */
 export type InterceptResult =
   | 'continue'
   | 'reset'
   | 'hang'
-  | { status: number; body?: unknown; raw?: string; headers?: Record<string, string> }
+  | { status: number; body?: unknown; raw?: string; streamBytes?: number; headers?: Record<string, string> }
 
 /**
  * How an output URL answers (`attempt`: 1 for the first request for that output):
  * `expired`: 404, as after 14 days; `truncated`: announces the whole PNG, sends half, drops
  * the connection; `body`: these bytes instead; `streamBytes`: a PNG signature then filler,
- * chunked without a length, until that many bytes or the client goes away.
+ * chunked without a length, until that many bytes (`Infinity`: never ends) or the client
+ * goes away; `stallAfter`: announces the whole PNG, sends its first `stallAfter` bytes
+ * (negative: all but that many; `half`: half of it) and then nothing, holding the connection open.
  */
 export type DownloadBehaviour =
   | 'continue'
@@ -41,6 +44,7 @@ export type DownloadBehaviour =
   | 'truncated'
   | { body: Buffer | string; contentType?: string }
   | { streamBytes: number }
+  | { stallAfter: number | 'half' }
 
 /** How outputs are given in a completed prediction. @see AtlasServerOptions.outputForm */
 export type OutputForm = 'url' | 'object' | 'data-url' | 'base64' | 'output'
@@ -92,8 +96,10 @@ export interface AtlasServer {
   uploads: ReceivedUpload[]
   /** Requests to output URLs, whatever they were answered. */
   downloadRequests: number
-  /** Output bodies the client stopped reading before their end. */
+  /** Streamed bodies (`streamBytes` outputs or intercepted answers) the client stopped reading before their end. */
   downloadsCutShort: number
+  /** Output bodies that sent their part under `stallAfter` and now send nothing more. */
+  downloadsStalled: number
   /** GET prediction requests that reached the handler. */
   polls: number
   /** Outputs served. */
@@ -152,6 +158,7 @@ export async function startAtlasServer(options: AtlasServerOptions = {}, { port 
     uploads: [],
     downloadRequests: 0,
     downloadsCutShort: 0,
+    downloadsStalled: 0,
     polls: 0,
     downloads: 0,
     requests: 0,
@@ -164,6 +171,7 @@ export async function startAtlasServer(options: AtlasServerOptions = {}, { port 
       state.uploads = []
       state.downloadRequests = 0
       state.downloadsCutShort = 0
+      state.downloadsStalled = 0
       downloadAttempts.clear()
       state.polls = 0
       state.downloads = 0
@@ -311,6 +319,12 @@ export async function startAtlasServer(options: AtlasServerOptions = {}, { port 
       res.write(png.subarray(0, Math.floor(png.length / 2)), () => res.destroy())
       return
     }
+    if (typeof behaviour === 'object' && 'stallAfter' in behaviour) {
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': String(png.length) })
+      const end = behaviour.stallAfter === 'half' ? Math.floor(png.length / 2) : behaviour.stallAfter
+      res.write(png.subarray(0, end), () => state.downloadsStalled++)
+      return
+    }
     if (typeof behaviour === 'object' && 'body' in behaviour) {
       const body = Buffer.from(behaviour.body)
       res.writeHead(200, { 'content-type': behaviour.contentType ?? 'image/png', 'content-length': String(body.length) })
@@ -324,12 +338,12 @@ export async function startAtlasServer(options: AtlasServerOptions = {}, { port 
   }
 
   /** A PNG signature, then filler, in chunks, honouring backpressure, until done or cut off. */
-  const stream = async (res: ServerResponse, total: number) => {
+  const stream = async (res: ServerResponse, total: number, status = 200, headers: Record<string, string> = { 'content-type': 'image/png' }) => {
     let finished = false
     res.on('close', () => {
       if (!finished) state.downloadsCutShort++
     })
-    res.writeHead(200, { 'content-type': 'image/png' })
+    res.writeHead(status, headers)
     const chunk = Buffer.alloc(64 * 1024, 0x42)
     PNG_SIGNATURE.copy(chunk)
     for (let sent = 0; sent < total && !res.destroyed; sent += chunk.length) {
@@ -375,6 +389,7 @@ export async function startAtlasServer(options: AtlasServerOptions = {}, { port 
       if (verdict === 'reset') return void req.socket.destroy()
       if (verdict === 'hang') return
       if (verdict !== 'continue') {
+        if (verdict.streamBytes !== undefined) return stream(res, verdict.streamBytes, verdict.status, { 'content-type': 'application/json', ...verdict.headers })
         if (verdict.raw === undefined) return sendJson(res, verdict.status, verdict.body ?? {}, verdict.headers)
         res.writeHead(verdict.status, { 'content-type': 'text/html', ...verdict.headers })
         return void res.end(verdict.raw)

@@ -4,6 +4,7 @@ import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { commitFile, tempPathFor, writeFileAtomic } from './atomic'
 import { CONTENT_TYPES, EXTENSIONS, type ImageInfo } from './image-info'
+import { processAlive } from './lock'
 import type { UploadMemo, UploadRecord } from '../providers/types'
 import type { PixelSpec } from './key'
 
@@ -44,6 +45,15 @@ export interface PendingPrediction {
   predictionId: string
   submittedAt: string
 }
+
+/** A temp file of `tempPathFor`: `.<name>.<pid>.<hex>.tmp`. */
+const TEMP_NAME = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/
+/**
+ * A temp file of a process that is gone, untouched this long, was left by a crash. Both
+ * conditions: a pid may be another container's (a shared volume), and a live download
+ * touches its file all the time.
+ */
+export const STALE_TEMP_MS = 60 * 60 * 1000
 
 const GITIGNORE = `# Written by unplugin-imagegen. Commit this folder, except what is below.
 *.tmp
@@ -185,6 +195,7 @@ export class ImageCache {
     this.prepared ??= (async () => {
       await mkdir(this.imagesDir, { recursive: true })
       await mkdir(this.pendingDir, { recursive: true })
+      await Promise.all([sweepTemps(this.imagesDir), sweepTemps(this.pendingDir)])
       // Ours (it starts with our header) is kept current as transient folders are added;
       // a .gitignore the user wrote is left alone.
       const path = join(this.dir, '.gitignore')
@@ -195,6 +206,24 @@ export class ImageCache {
     })()
     return this.prepared
   }
+}
+
+/**
+ * Removes the temp files a killed process left in `dir` (a half download can be megabytes).
+ * Best effort: a sweep that fails must not fail the write that set it off.
+ */
+async function sweepTemps(dir: string): Promise<void> {
+  const now = Date.now()
+  const names = await readdir(dir).catch(() => [])
+  await Promise.all(
+    names.map(async (name) => {
+      const pid = Number(TEMP_NAME.exec(name)?.[1])
+      if (!pid || pid === process.pid || processAlive(pid)) return
+      const path = join(dir, name)
+      const touched = await stat(path).then((info) => info.mtimeMs, () => now)
+      if (now - touched > STALE_TEMP_MS) await rm(path, { force: true }).catch(() => {})
+    }),
+  )
 }
 
 export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {

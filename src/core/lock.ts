@@ -69,7 +69,8 @@ async function isStale(path: string, staleMs: number): Promise<boolean> {
   return Date.now() - touched > staleMs
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process of this host is running (EPERM: it is, but someone else's). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

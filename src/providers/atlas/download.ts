@@ -5,10 +5,10 @@
 import { createWriteStream } from 'node:fs'
 import { open, rm, writeFile } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
-import { getGlobalDispatcher, interceptors, request } from 'undici'
+import { request } from 'undici'
 import { ProviderError } from '../types'
-import { withTimeout } from './abort'
-import { transportError, type ErrorContext } from './errors'
+import { RequestTimeoutError, withTimeout } from './abort'
+import { formatBytes, seconds, transportError, type ErrorContext } from './errors'
 import { USER_AGENT } from './http'
 import type { AdaptiveLimiter } from './limiter'
 import type { Output } from './protocol'
@@ -18,6 +18,8 @@ import { describeBytes, sniffImageType, SNIFF_LENGTH } from './sniff'
 /** No image of ours comes near this; more means something is wrong, not a bigger picture. */
 export const MAX_OUTPUT_BYTES = 50 * 1024 * 1024
 const MAX_REDIRECTS = 5
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
+const AFRESH = 'Nothing was cached; run again to generate it afresh.'
 
 export interface SaveOptions {
   signal: AbortSignal
@@ -65,15 +67,10 @@ async function downloadOnce(url: string, destination: string, options: SaveOptio
   const origin = new URL(url).origin
   const target = `the output storage at ${origin}`
   const mark = limiter?.mark()
+  let seen = 0
   try {
     return await withTimeout(signal, options.requestTimeoutMs, async timed => {
-      const res = await request(url, {
-        method: 'GET',
-        headers: { 'user-agent': USER_AGENT },
-        signal: timed,
-        // storage links often redirect to a CDN
-        dispatcher: getGlobalDispatcher().compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTS })),
-      })
+      const res = await follow(new URL(url), timed, ctx)
       if (res.statusCode !== 200) {
         await res.body.dump()
         const status = res.statusCode
@@ -84,9 +81,11 @@ async function downloadOnce(url: string, destination: string, options: SaveOptio
             { predictionId: ctx.predictionId, status, retryable: false },
           )
         }
+        const retryable = status === 429 || status >= 500
+        // retryable failures keep the journal (the scheduler clears it only on a definite answer)
         const error = new ProviderError(
-          `[imagegen] cannot download the output of ${describe(ctx)} from ${origin} (HTTP ${status}). Run again; the prediction is kept and not paid twice.`,
-          { predictionId: ctx.predictionId, status, retryable: status === 429 || status >= 500 },
+          `[imagegen] cannot download the output of ${describe(ctx)} from ${origin} (HTTP ${status}). ${retryable ? 'Run again; the prediction is kept and not paid twice.' : AFRESH}`,
+          { predictionId: ctx.predictionId, status, retryable },
         )
         return { ok: false, error, retryAfterMs: readRetryAfter(res.headers['retry-after'], undefined) } as const
       }
@@ -96,7 +95,6 @@ async function downloadOnce(url: string, destination: string, options: SaveOptio
         res.body.on('error', () => {}).destroy()
         throw tooLarge(ctx, maxBytes)
       }
-      let seen = 0
       await pipeline(
         res.body,
         async function* capped(source: AsyncIterable<Buffer>) {
@@ -122,8 +120,45 @@ async function downloadOnce(url: string, destination: string, options: SaveOptio
     if (error instanceof ProviderError) throw error
     // file system errors (they name a path) are ours to report as they are, not the network's
     if ((error as NodeJS.ErrnoException).path !== undefined) throw error
+    if (error instanceof RequestTimeoutError && seen > 0) {
+      return {
+        ok: false,
+        error: new ProviderError(
+          `[imagegen] ${target} did not finish sending the output of ${describe(ctx)} within ${seconds(error.timeoutMs)} (${formatBytes(seen)} arrived). ` +
+            'It is paid for: the next run downloads it again without a new submit.',
+          { predictionId: ctx.predictionId, retryable: true },
+        ),
+      }
+    }
     // a body cut short (reset, or fewer bytes than content-length) lands here too: retried
     return { ok: false, error: transportError(error, target, ctx) }
+  }
+}
+
+/**
+ * Sends the GET and follows redirects itself (storage links often point at a CDN): only to
+ * http(s), at most MAX_REDIRECTS. undici's redirect interceptor refuses other schemes too,
+ * but with an invalid-argument error that reads as a network fault and is retried.
+ */
+async function follow(url: URL, signal: AbortSignal, ctx: ErrorContext) {
+  for (let redirects = 0; ; redirects++) {
+    const res = await request(url, { method: 'GET', headers: { 'user-agent': USER_AGENT }, signal })
+    const location = REDIRECTS.has(res.statusCode) ? res.headers.location : undefined
+    if (typeof location !== 'string') return res
+    await res.body.dump()
+    const from = `the output storage at ${url.origin} redirected the download of ${describe(ctx)}`
+    const details = { predictionId: ctx.predictionId, status: res.statusCode, retryable: false }
+    if (redirects >= MAX_REDIRECTS)
+      throw new ProviderError(`[imagegen] ${from} more than ${MAX_REDIRECTS} times; refusing to follow further. ${AFRESH}`, details)
+    let next: URL | undefined
+    try {
+      next = new URL(location, url)
+    } catch {}
+    if (next?.protocol !== 'http:' && next?.protocol !== 'https:') {
+      const what = next ? `a \`${next.protocol}\` URL` : 'an address that is not a URL'
+      throw new ProviderError(`[imagegen] ${from} to ${what}; only http(s) redirects are followed. ${AFRESH}`, details)
+    }
+    url = next
   }
 }
 
@@ -148,14 +183,10 @@ function tooLarge(ctx: ErrorContext, maxBytes: number): ProviderError {
   )
 }
 
-function formatBytes(bytes: number): string {
-  return bytes >= 1024 * 1024 ? `${Number((bytes / 1024 / 1024).toFixed(1))} MB` : `${Math.ceil(bytes / 1024)} KB`
-}
-
 function notAnImage(ctx: ErrorContext, head: Uint8Array, declared: string | undefined, retryable: boolean): ProviderError {
   const said = declared ? `, though it was labelled \`${declared}\`` : ''
   return new NotAnImageError(
-    `[imagegen] the output of ${describe(ctx)} is not a PNG, JPEG, WebP or AVIF image (${describeBytes(head)}${said}). Nothing was cached; run again to generate it afresh.`,
+    `[imagegen] the output of ${describe(ctx)} is not a PNG, JPEG, WebP or AVIF image (${describeBytes(head)}${said}). ${AFRESH}`,
     { predictionId: ctx.predictionId, retryable },
   )
 }

@@ -98,6 +98,19 @@ export function redact(text: string, secret: string | undefined): string {
   return text.split(secret).join('***')
 }
 
+/** An answer too big to be one: read no further (an endless body would fill the memory). */
+export function answerTooLarge(maxBytes: number, ctx: ErrorContext): ProviderError {
+  return new ProviderError(
+    `[imagegen] Atlas Cloud sent an answer larger than ${formatBytes(maxBytes)} (while ${ctx.action}); refusing to read it. ${LATER}`,
+    { predictionId: ctx.predictionId, retryable: true },
+  )
+}
+
+/** `900 KB`, `1.5 MB`. */
+export function formatBytes(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${Number((bytes / 1024 / 1024).toFixed(1))} MB` : `${Math.ceil(bytes / 1024)} KB`
+}
+
 /** `250ms`, `1.5s`, `300s`. */
 export function seconds(ms: number): string {
   return ms < 1000 ? `${ms}ms` : `${Number((ms / 1000).toFixed(1))}s`

@@ -2,9 +2,10 @@
  * One call to the Atlas API: bearer auth, a per-request timeout, the envelope check.
  * Failures come back as values so the caller decides whether to retry.
  */
-import { request, type FormData } from 'undici'
+import { request, type Dispatcher, type FormData } from 'undici'
 import { withTimeout } from './abort'
-import { answerError, errorCode, transportError, type ErrorContext } from './errors'
+import { answerError, answerTooLarge, errorCode, transportError, type ErrorContext } from './errors'
+import { ProviderError } from '../types'
 import { isRecord, readEnvelope, readErrorText } from './protocol'
 import type { Attempt } from './retry'
 import { readRetryAfter } from './retry'
@@ -14,6 +15,8 @@ export interface ApiClient {
   baseURL: string
   apiKey: string
   requestTimeoutMs: number
+  /** Answers longer than this are cut off unread: one may carry an image as base64, none more. */
+  maxAnswerBytes: number
 }
 
 export interface ApiAnswer {
@@ -51,10 +54,12 @@ export async function callApi(
         body: call.form ?? (call.body === undefined ? undefined : JSON.stringify(call.body)),
         signal: timed,
       })
-      return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
+      const text = await readCapped(res, client.maxAnswerBytes, ctx)
+      return { status: res.statusCode, headers: res.headers, text }
     })
   } catch (error) {
     if (signal.aborted) throw signal.reason
+    if (error instanceof ProviderError) return { ok: false, error }
     return { ok: false, error: transportError(error, `Atlas Cloud at ${client.baseURL}`, ctx), code: errorCode(error) }
   }
 
@@ -81,6 +86,23 @@ export async function callApi(
     }
   }
   return { ok: true, value: { payload: envelope.payload, body: json as Record<string, unknown> } }
+}
+
+/** The body as text; refused, unread, as soon as it (or the length it announces) passes `maxBytes`. */
+async function readCapped({ body, headers }: Dispatcher.ResponseData, maxBytes: number, ctx: ErrorContext): Promise<string> {
+  const tooLarge = () => {
+    body.on('error', () => {}).destroy()
+    return answerTooLarge(maxBytes, ctx)
+  }
+  if (Number(headers['content-length']) > maxBytes) throw tooLarge()
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > maxBytes) throw tooLarge()
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
 }
 
 function parseJson(text: string): unknown {

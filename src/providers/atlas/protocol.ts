@@ -18,6 +18,8 @@ export interface Prediction {
   status?: string
   state: PredictionState
   outputs: Output[]
+  /** What the first output entry that is none of the above is, e.g. "a `file:` URL". */
+  unusableOutput?: string
   /** The service's reason, for failed predictions. */
   error?: string
   createdAt?: string
@@ -115,11 +117,22 @@ function percentDecode(text: string): Buffer {
   return Buffer.from(text.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1')
 }
 
-/** `outputs`, or `output` (string or array) when `outputs` is absent; unreadable entries are dropped. */
-export function readOutputs(payload: Record<string, unknown>): Output[] {
+/** `outputs`, or `output` (string or array) when `outputs` is absent, as they came. */
+function rawOutputs(payload: Record<string, unknown>): unknown[] {
   const raw = payload.outputs ?? payload.output
-  const list = Array.isArray(raw) ? raw : raw == null ? [] : [raw]
-  return list.map(readOutput).filter((o): o is Output => o !== undefined)
+  return Array.isArray(raw) ? raw : raw == null ? [] : [raw]
+}
+
+/** The readable entries of `rawOutputs`; the others are dropped. */
+export function readOutputs(payload: Record<string, unknown>): Output[] {
+  return rawOutputs(payload).map(readOutput).filter((o): o is Output => o !== undefined)
+}
+
+/** What an output entry that `readOutput` refused is, for the message: its scheme, never its text. */
+export function describeUnusableOutput(value: unknown): string {
+  const text = isRecord(value) ? (value.url ?? value.uri ?? value.data) : value
+  const scheme = typeof text === 'string' ? /^\s*([a-z][a-z0-9+.-]*):/i.exec(text)?.[1] : undefined
+  return scheme ? `a \`${scheme.toLowerCase()}:\` URL` : 'not a URL'
 }
 
 /** The first error text among `error`, `message`, `msg`, `detail` of each source, in order. */
@@ -162,6 +175,7 @@ function readString(value: unknown): string | undefined {
 export function readPrediction(payload: Record<string, unknown>, envelope?: Record<string, unknown>): Prediction {
   const status = readString(payload.status)
   const outputs = readOutputs(payload)
+  const unusable = rawOutputs(payload).find(value => readOutput(value) === undefined)
   const state = status !== undefined ? classifyStatus(status) : outputs.length > 0 ? 'succeeded' : 'pending'
   const metrics = isRecord(payload.metrics) ? payload.metrics : {}
   return {
@@ -169,6 +183,7 @@ export function readPrediction(payload: Record<string, unknown>, envelope?: Reco
     status,
     state,
     outputs,
+    ...(unusable !== undefined && { unusableOutput: describeUnusableOutput(unusable) }),
     error: state === 'failed' ? readErrorText(payload, envelope === payload ? undefined : envelope) : undefined,
     createdAt: readString(payload.created_at ?? payload.createdAt),
     completedAt: readString(payload.completed_at ?? payload.completedAt),

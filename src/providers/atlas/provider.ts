@@ -35,7 +35,10 @@ export interface AtlasProviderOptions {
   retryDelayMs?: number
   /** @default 30_000 */
   maxRetryDelayMs?: number
-  /** The largest output accepted; a bigger one is cut off as it arrives. @default 52_428_800 (50 MB) */
+  /**
+   * The largest output accepted; a bigger one is cut off as it arrives. API answers are cut off
+   * at its base64 size plus 1 MB (one may carry an output inline). @default 52_428_800 (50 MB)
+   */
   maxOutputBytes?: number
   /** After a submit, how long polls answered 404/400 are taken for a prediction not yet visible. @default 15_000 */
   warmUpMs?: number
@@ -78,7 +81,10 @@ export function createAtlasProvider(options: AtlasProviderOptions = {}): Provide
     maxDelayMs: options.maxRetryDelayMs ?? 30_000,
   }
   const limiter = new AdaptiveLimiter()
-  const client: ApiClient = { baseURL, apiKey: apiKey ?? '', requestTimeoutMs }
+  const maxOutputBytes = options.maxOutputBytes ?? MAX_OUTPUT_BYTES
+  // an answer may carry an output as base64 (4 characters per 3 bytes), with room for the rest
+  const maxAnswerBytes = Math.ceil(maxOutputBytes / 3) * 4 + 1024 * 1024
+  const client: ApiClient = { baseURL, apiKey: apiKey ?? '', requestTimeoutMs, maxAnswerBytes }
   const runtime: Runtime = {
     client,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
@@ -86,7 +92,7 @@ export function createAtlasProvider(options: AtlasProviderOptions = {}): Provide
     timeoutMs: options.timeoutMs ?? 300_000,
     requestTimeoutMs,
     warmUpMs: options.warmUpMs ?? 15_000,
-    maxOutputBytes: options.maxOutputBytes ?? MAX_OUTPUT_BYTES,
+    maxOutputBytes,
     retry,
     limiter,
     uploads: new ReferenceUploads(client, { retry, maxAgeMs: options.uploadMaxAgeMs ?? 24 * 60 * 60 * 1000 }, limiter),
@@ -177,10 +183,11 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
       const output = prediction.outputs[0]
       if (!output) {
         const named = id ? ` \`${id}\`` : ''
-        throw new ProviderError(
-          `[imagegen] Atlas Cloud prediction${named} is \`${prediction.status ?? 'done'}\` but has no output image. Run again to generate it afresh.`,
-          { predictionId: id, retryable: false },
-        )
+        // never fetched: a `file:` output would read this machine's files, `ftp:` and the like are no storage of Atlas's
+        const why = prediction.unusableOutput
+          ? `its output is ${prediction.unusableOutput}; only http(s) URLs, data: URLs and base64 are accepted. Nothing was cached; run again to generate it afresh.`
+          : 'has no output image. Run again to generate it afresh.'
+        throw new ProviderError(`[imagegen] Atlas Cloud prediction${named} is \`${prediction.status ?? 'done'}\` but ${why}`, { predictionId: id, retryable: false })
       }
       const ctx: ErrorContext = { action: 'downloading the output', predictionId: id }
       let contentType: string
