@@ -1,7 +1,8 @@
 import { hostname } from 'node:os'
-import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises'
+import { link, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { tempPathFor } from './atomic'
 
 interface LockOwner {
   pid: number
@@ -29,10 +30,12 @@ export async function acquireLock(dir: string, key: string, options: LockOptions
   await mkdir(dir, { recursive: true })
   for (;;) {
     signal?.throwIfAborted()
+    // The owner is written to a temp file first and linked into place: `link` fails if the
+    // lock exists, and a lock is never seen empty, even if this process dies half way.
+    const temp = tempPathFor(path)
+    await writeFile(temp, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies LockOwner))
     try {
-      const handle = await open(path, 'wx')
-      await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies LockOwner))
-      await handle.close()
+      await link(temp, path)
       const heartbeat = setInterval(() => {
         const now = new Date()
         utimes(path, now, now).catch(() => {})
@@ -44,32 +47,43 @@ export async function acquireLock(dir: string, key: string, options: LockOptions
       }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    } finally {
+      await rm(temp, { force: true })
     }
-    if (await isStale(path, staleMs)) {
-      // Two waiters may both find it stale; the exclusive create above decides who gets it.
-      await rm(path, { force: true })
+    const stale = await staleOwner(path, staleMs)
+    if (stale !== undefined) {
+      // Move it aside, then check that what moved is the lock judged stale: another waiter
+      // may have taken the lock over in between, and its fresh lock goes back in place.
+      const moved = tempPathFor(path)
+      if (await rename(path, moved).then(() => true, () => false)) {
+        if ((await readFile(moved, 'utf8').catch(() => '')) !== stale) await link(moved, path).catch(() => {})
+        await rm(moved, { force: true })
+      }
       continue
     }
     await sleep(intervalMs, undefined, { signal })
   }
 }
 
-async function isStale(path: string, staleMs: number): Promise<boolean> {
-  let owner: Partial<LockOwner>
+/** The lock's text when its owner is gone, else undefined. */
+async function staleOwner(path: string, staleMs: number): Promise<string | undefined> {
+  let text: string
   let touched: number
   try {
-    ;[owner, touched] = await Promise.all([
-      readFile(path, 'utf8').then((text) => JSON.parse(text) as Partial<LockOwner>, () => ({})),
-      stat(path).then((info) => info.mtimeMs),
-    ])
+    ;[text, touched] = await Promise.all([readFile(path, 'utf8'), stat(path).then((info) => info.mtimeMs)])
   } catch {
-    return false // gone already: the next exclusive create will tell
+    return undefined // gone already: the next exclusive create will tell
   }
-  if (owner.host === hostname() && typeof owner.pid === 'number') return !processAlive(owner.pid)
-  return Date.now() - touched > staleMs
+  let owner: Partial<LockOwner> = {}
+  try {
+    owner = JSON.parse(text) as Partial<LockOwner>
+  } catch {
+    // unreadable: judged by its age alone
+  }
+  const gone = owner.host === hostname() && typeof owner.pid === 'number' ? !processAlive(owner.pid) : Date.now() - touched > staleMs
+  return gone ? text : undefined
 }
 
-/** Whether a process of this host is running (EPERM: it is, but someone else's). */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
