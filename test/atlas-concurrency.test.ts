@@ -2,22 +2,14 @@
  * A busy afternoon at the provider: while 429s keep coming fewer predictions run at once,
  * more again once they stop; a build through a storm of 429s and 503s still bills once.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { AdaptiveLimiter } from '../src/providers/atlas/limiter'
-import { seededRandom, startAtlasServer, type AtlasServer } from './atlas-server'
-import { atlas, build, collection, entriesOf, names } from './helpers/atlas'
+import { seededRandom } from './atlas-server'
+import { atlas, build, collection, entriesOf, names, useAtlasServer } from './helpers/atlas'
 import { tempDir } from './helpers/temp'
 
-let server: AtlasServer
+const server = useAtlasServer()
 
-beforeAll(async () => {
-  server = await startAtlasServer()
-})
-afterAll(() => server.close())
-beforeEach(() => {
-  server.options = {}
-  server.reset()
-})
 
 const isSubmit = (req: { method: string; path: string }) => req.method === 'POST' && req.path.endsWith('/generateImage')
 

@@ -2,22 +2,14 @@
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import sharp from 'sharp'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startAtlasServer, type AtlasServer, type OutputForm } from './atlas-server'
-import { atlas, build, collection, entriesOf, failure, job } from './helpers/atlas'
+import { describe, expect, it } from 'vitest'
+import { type OutputForm } from './atlas-server'
+import { atlas, build, collection, entriesOf, failure, job, useAtlasServer } from './helpers/atlas'
 import { tempDir } from './helpers/temp'
 
-let server: AtlasServer
+const server = useAtlasServer()
 const dir = tempDir('imagegen-download-')
 
-beforeAll(async () => {
-  server = await startAtlasServer()
-})
-afterAll(() => server.close())
-beforeEach(() => {
-  server.options = {}
-  server.reset()
-})
 
 const HTML_PAGE = '<!DOCTYPE html><html><head><title>Access denied</title></head><body>Log in to continue</body></html>'
 

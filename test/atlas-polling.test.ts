@@ -1,29 +1,14 @@
 /** Polling as the live service makes it hard: statuses, stalls, resets, busy answers, deadlines. */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import sharp from 'sharp'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { nextPollWait } from '../src/providers/atlas/provider'
-import { startAtlasServer, type AtlasServer, type InterceptResult } from './atlas-server'
-import { atlas, build, collection, entriesOf, failure, job } from './helpers/atlas'
+import { type InterceptResult } from './atlas-server'
+import { atlas, build, collection, entriesOf, failure, job, useAtlasServer } from './helpers/atlas'
 import { tempDir } from './helpers/temp'
 
-let server: AtlasServer
-let dir: string
+const server = useAtlasServer()
+const dir = tempDir('imagegen-poll-')
 
-beforeAll(async () => {
-  server = await startAtlasServer()
-  dir = await mkdtemp(join(tmpdir(), 'imagegen-poll-'))
-})
-afterAll(async () => {
-  await server.close()
-  await rm(dir, { recursive: true, force: true })
-})
-beforeEach(() => {
-  server.options = {}
-  server.reset()
-})
 
 const isPoll = (path: string) => path.startsWith('/api/v1/model/prediction/')
 

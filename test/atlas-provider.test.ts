@@ -1,9 +1,7 @@
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import sharp from 'sharp'
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createAtlasProvider, type AtlasProviderOptions } from '../src/providers/atlas/provider'
 import { saveOutput } from '../src/providers/atlas/download'
 import {
@@ -19,27 +17,17 @@ import {
 } from '../src/providers/atlas/protocol'
 import { readRetryAfter, retryDelay } from '../src/providers/atlas/retry'
 import { ProviderError, type GenerationJob, type ProviderRequest } from '../src/providers/types'
-import { startAtlasServer, type AtlasServer } from './atlas-server'
+import { startAtlasServer } from './atlas-server'
+import { tempDir } from './helpers/temp'
+import { useAtlasServer } from './helpers/atlas'
 
 const MODEL = 'black-forest-labs/flux-schnell'
 const SECRET = 'sk-live-must-never-leak'
 
-let server: AtlasServer
-let dir: string
+const server = useAtlasServer()
+const dir = tempDir('imagegen-atlas-')
 let files = 0
 
-beforeAll(async () => {
-  server = await startAtlasServer()
-  dir = await mkdtemp(join(tmpdir(), 'imagegen-atlas-'))
-})
-afterAll(async () => {
-  await server.close()
-  await rm(dir, { recursive: true, force: true })
-})
-beforeEach(() => {
-  server.options = {}
-  server.reset()
-})
 
 function provider(options: AtlasProviderOptions = {}) {
   return createAtlasProvider({

@@ -7,23 +7,14 @@ import { createHash } from 'node:crypto'
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import sharp from 'sharp'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ImageCache } from '../src/core/cache'
 import { ManifestError } from '../src/core/errors'
-import { startAtlasServer, type AtlasServer } from './atlas-server'
-import { atlas, build, entriesOf } from './helpers/atlas'
+import { atlas, build, entriesOf, useAtlasServer } from './helpers/atlas'
 import { tempDir } from './helpers/temp'
 
-let server: AtlasServer
+const server = useAtlasServer()
 
-beforeAll(async () => {
-  server = await startAtlasServer()
-})
-afterAll(() => server.close())
-beforeEach(() => {
-  server.options = {}
-  server.reset()
-})
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex')
 

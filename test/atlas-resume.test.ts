@@ -3,28 +3,20 @@
  * submitted again, unless the service has lost it (then it is submitted afresh, once).
  */
 import { spawn } from 'node:child_process'
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { build as esbuild } from 'esbuild'
-import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest'
+import { describe, expect, it, onTestFinished, vi } from 'vitest'
 import { ImageCache } from '../src/core/cache'
 import type { KeyedEntry } from '../src/core/entries'
 import { GenerationError } from '../src/core/scheduler'
-import { startAtlasServer, type AtlasServer, type InterceptResult } from './atlas-server'
-import { atlas, build, collection, entriesOf, FAST, names } from './helpers/atlas'
+import { type InterceptResult } from './atlas-server'
+import { atlas, build, collection, entriesOf, FAST, names, useAtlasServer } from './helpers/atlas'
 import { tempDir } from './helpers/temp'
+import { bundleScript } from './helpers/child-script'
 
-let server: AtlasServer
+const server = useAtlasServer()
 const DAY = 24 * 60 * 60 * 1000
 
-beforeAll(async () => {
-  server = await startAtlasServer()
-})
-afterAll(() => server.close())
-beforeEach(() => {
-  server.options = {}
-  server.reset()
-})
 
 /** Submits `entry`'s request straight to the server, as a run that died would have, and journals it. */
 async function journalled(project: string, entry: KeyedEntry, submittedAt: Date, options: { latencyMs?: number } = {}): Promise<string> {
@@ -227,20 +219,7 @@ async function childScript(): Promise<string> {
     const scheduler = new Scheduler({ provider, cache, concurrency: 8, maxNewImages: 100 })
     await scheduler.generate((await planImages(entries, cache)).missing)
   `
-  const out = await esbuild({
-    stdin: { contents, resolveDir: import.meta.dirname, loader: 'ts', sourcefile: 'killed-run.ts' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    write: false,
-    logLevel: 'silent',
-  })
-  const folder = join(import.meta.dirname, '..', 'node_modules', '.cache', 'imagegen-atlas-tests')
-  mkdirSync(folder, { recursive: true })
-  const file = join(folder, `killed-run-${process.pid}.mjs`)
-  writeFileSync(file, out.outputFiles[0]!.text)
+  const file = await bundleScript(contents, 'killed-run')
   onTestFinished(() => rmSync(file, { force: true }))
   return file
 }

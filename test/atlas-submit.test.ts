@@ -2,28 +2,14 @@
  * A submit is billed whenever it reaches the service, so it is sent again only when the
  * service proves it did not take it: 429, 503, or a connection refused before sending.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { startAtlasServer, type AtlasServer, type InterceptResult } from './atlas-server'
-import { atlas, failure, job } from './helpers/atlas'
+import { atlas, failure, job, useAtlasServer } from './helpers/atlas'
+import { tempDir } from './helpers/temp'
 
-let server: AtlasServer
-let dir: string
+const server = useAtlasServer()
+const dir = tempDir('imagegen-submit-')
 
-beforeAll(async () => {
-  server = await startAtlasServer()
-  dir = await mkdtemp(join(tmpdir(), 'imagegen-submit-'))
-})
-afterAll(async () => {
-  await server.close()
-  await rm(dir, { recursive: true, force: true })
-})
-beforeEach(() => {
-  server.options = {}
-  server.reset()
-})
 
 const HTML = '<!doctype html><html><head><title>Service Unavailable</title></head><body><h1>503</h1></body></html>'
 

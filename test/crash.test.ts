@@ -20,7 +20,6 @@ import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { build as esbuild } from 'esbuild'
 import sharp from 'sharp'
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ImageCache, STALE_TEMP_MS } from '../src/core/cache'
@@ -29,6 +28,7 @@ import type { KeyedEntry } from '../src/core/entries'
 import { startAtlasServer, type AtlasServer, type InterceptResult } from './atlas-server'
 import { atlas, build, collection, entriesOf, FAST, names } from './helpers/atlas'
 import { listFiles, tempDir } from './helpers/temp'
+import { bundleScript } from './helpers/child-script'
 
 let server: AtlasServer
 let script: string
@@ -362,19 +362,6 @@ async function childScript(): Promise<string> {
     const scheduler = new Scheduler({ provider, cache, concurrency: 8, maxNewImages: 100 })
     await scheduler.generate((await planImages(entries, cache)).missing)
   `
-  const out = await esbuild({
-    stdin: { contents, resolveDir: import.meta.dirname, loader: 'ts', sourcefile: 'crashing-run.ts' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    write: false,
-    logLevel: 'silent',
-  })
-  const folder = join(import.meta.dirname, '..', 'node_modules', '.cache', 'imagegen-crash-tests')
-  mkdirSync(folder, { recursive: true })
-  const file = join(folder, `crashing-run-${process.pid}.mjs`)
-  writeFileSync(file, out.outputFiles[0]!.text)
+  const file = await bundleScript(contents, 'crashing-run')
   return file
 }

@@ -1,14 +1,14 @@
 /** What the Atlas tests share: a provider on fast settings, jobs, manifests and a scheduler. */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { expect } from 'vitest'
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest'
 import { ImageCache } from '../../src/core/cache'
 import { keyEntries, type KeyedEntry } from '../../src/core/entries'
 import { parseManifest } from '../../src/core/manifest'
 import { planImages, Scheduler, type GenerateEvent } from '../../src/core/scheduler'
 import { createAtlasProvider, type AtlasProviderOptions } from '../../src/providers/atlas/provider'
 import { ProviderError, type GenerationJob, type Provider, type ProviderRequest } from '../../src/providers/types'
-import type { AtlasServer } from '../atlas-server'
+import { startAtlasServer, type AtlasServer } from '../atlas-server'
 
 export const MODEL = 'black-forest-labs/flux-schnell'
 
@@ -78,4 +78,27 @@ export function build(
     },
   })
   return { cache, scheduler, run: async (entries: KeyedEntry[]) => scheduler.generate((await planImages(entries, cache)).missing) }
+}
+
+/**
+ * One test server for a test file, with fresh options and counters before each test.
+ * The server starts in `beforeAll`; the returned handle forwards to it.
+ */
+export function useAtlasServer(): AtlasServer {
+  let server: AtlasServer | undefined
+  beforeAll(async () => {
+    server = await startAtlasServer()
+  })
+  afterAll(() => server?.close())
+  beforeEach(() => {
+    server!.options = {}
+    server!.reset()
+  })
+  return new Proxy({} as AtlasServer, {
+    get: (_, name) => {
+      const value = Reflect.get(server!, name)
+      return typeof value === 'function' ? value.bind(server) : value
+    },
+    set: (_, name, value) => Reflect.set(server!, name, value),
+  })
 }
