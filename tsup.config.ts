@@ -13,6 +13,8 @@ export default defineConfig([
     format: ['esm', 'cjs'],
     dts: true,
     clean: true,
+    // `import.meta.url` (used to find sharp's package.json) works in the CJS build too.
+    shims: true,
     splitting: true,
     // A bundler entry's CJS build is the plugin itself, so both `require('unplugin-imagegen/webpack')`
     // and `require('unplugin-imagegen/webpack').default` (as other unplugins are written) work.

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 import type { ResolvedOptions } from '../options'
@@ -51,6 +52,7 @@ export class ImagegenContext {
   private missing = new Map<string, KeyedEntry>()
   private started = 0
   private aborter = new AbortController()
+  private readonly parsed = new Map<string, { digest: string; result: { manifest: Manifest; entries: KeyedEntry[]; dependencies: string[] } }>()
 
   constructor(
     readonly options: ResolvedOptions,
@@ -201,13 +203,22 @@ export class ImagegenContext {
     } catch (error) {
       throw new ImagegenError(`cannot read ${display}: ${(error as NodeJS.ErrnoException).code ?? error}`)
     }
+    // A build reads each manifest twice (the preflight plans them all, then each is loaded), and
+    // a dev server or watcher again on every change: unchanged bytes are parsed and keyed once.
+    // Manifests with reference images are always read afresh, since those files may change.
+    const digest = createHash('sha256').update(bytes).digest('hex')
+    const known = this.parsed.get(file)
+    if (known?.digest === digest) return known.result
     const manifest = parseManifest(bytes, display)
     if (this.options.dts) await writeDeclaration(manifest, file)
     const entries = await keyEntries(manifest, { manifestPath: file, root: this.options.root, provider: this.options.provider.name })
     const references = entries.map((e) => e.request.image).filter((p): p is string => p !== undefined)
     // The manifest itself is the module's own file, watched already; listing it would make Vite
     // record the module as its own importer, which stops HMR from propagating.
-    return { manifest, entries, dependencies: [...new Set(references)] }
+    const result = { manifest, entries, dependencies: [...new Set(references)] }
+    if (references.length === 0) this.parsed.set(file, { digest, result })
+    else this.parsed.delete(file)
+    return result
   }
 
   private noteMissing(images: readonly PlannedImage[]): void {

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto'
-import { mkdir, readFile, stat } from 'node:fs/promises'
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import sharp from 'sharp'
+import type sharp from 'sharp'
 import { writeFileAtomic } from './atomic'
 import type { CachedImage } from './cache'
 import { canonicalJSON } from './canonical'
 import { EXTENSIONS, type ImageFormat } from './image-info'
 import type { ImageSpec } from './schema'
+import { loadSharp, sharpVersions } from './sharp'
 
 /** Bumped when derived files would come out differently for the same inputs. */
 const DERIVE_VERSION = 1
@@ -56,7 +58,8 @@ export class Deriver {
     const key = derivedKey(original, transform)
     let job = this.inFlight.get(key)
     if (!job) {
-      job = this.lookup(key, original).then((found) => found ?? this.make(key, original, transform))
+      const found = this.lookup(key, original)
+      job = found ? Promise.resolve(found) : this.make(key, original, transform)
       this.inFlight.set(key, job)
       const forget = () => this.inFlight.delete(key)
       job.then(forget, forget)
@@ -64,10 +67,11 @@ export class Deriver {
     return job
   }
 
-  private async lookup(key: string, original: CachedImage): Promise<DerivedImage | undefined> {
+  /** One small JSON read and a stat per file, synchronously (see `ImageCache.lookupSync`). */
+  private lookup(key: string, original: CachedImage): DerivedImage | undefined {
     let record: DerivedRecord
     try {
-      record = JSON.parse(await readFile(join(this.dir, `${key}.json`), 'utf8')) as DerivedRecord
+      record = JSON.parse(readFileSync(join(this.dir, `${key}.json`), 'utf8')) as DerivedRecord
     } catch {
       return undefined
     }
@@ -77,14 +81,13 @@ export class Deriver {
       { ...main, path: isOriginal ? original.path : join(this.dir, main.name) },
       ...record.widths.map((file) => ({ ...file, path: join(this.dir, file.name) })),
     ]
-    const present = await Promise.all(files.map((file) => stat(file.path).then(() => true, () => false)))
-    if (present.includes(false)) return undefined
+    if (files.some((file) => !existsSync(file.path))) return undefined
     return { format: record.format, main: files[0]!, widths: files.slice(1), placeholder: record.placeholder }
   }
 
   private async make(key: string, original: CachedImage, transform: Transform): Promise<DerivedImage> {
     await mkdir(this.dir, { recursive: true })
-    const source = await readFile(original.path)
+    const [source, sharp] = await Promise.all([readFile(original.path), loadSharp()])
     const { width, height } = original.record
     const keepOriginal = transform.format === 'original'
     const format: ImageFormat = keepOriginal ? original.record.format : (transform.format as ImageFormat)
@@ -103,7 +106,7 @@ export class Deriver {
       : await encode(width)
     const smaller = [...new Set(transform.widths ?? [])].filter((w) => w < width).sort((a, b) => a - b)
     const widths = await Promise.all(smaller.map(encode))
-    const placeholder = transform.placeholder === 'blur' ? await blurPlaceholder(source, width, height) : undefined
+    const placeholder = transform.placeholder === 'blur' ? await blurPlaceholder(sharp, source, width, height) : undefined
 
     const record: DerivedRecord = {
       version: DERIVE_VERSION,
@@ -121,8 +124,7 @@ export class Deriver {
 function derivedKey(original: CachedImage, transform: Transform): string {
   const inputs = {
     v: DERIVE_VERSION,
-    sharp: sharp.versions.sharp,
-    vips: sharp.versions.vips,
+    ...sharpVersions(),
     original: original.record.sha256,
     format: transform.format,
     quality: transform.format === 'png' || transform.format === 'original' ? undefined : transform.quality,
@@ -146,7 +148,7 @@ function encoder(pipeline: sharp.Sharp, format: ImageFormat, quality: number): s
 }
 
 /** A tiny blurred WebP as a data URL, to show while the real image loads. */
-async function blurPlaceholder(source: Buffer, width: number, height: number): Promise<string> {
+async function blurPlaceholder(sharp: typeof import('sharp'), source: Buffer, width: number, height: number): Promise<string> {
   const tiny = await sharp(source)
     .resize(PLACEHOLDER_WIDTH, Math.max(1, Math.round((height * PLACEHOLDER_WIDTH) / width)))
     .blur(1)

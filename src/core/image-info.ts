@@ -1,4 +1,5 @@
-import sharp from 'sharp'
+import type sharp from 'sharp'
+import { loadSharp } from './sharp'
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'avif'
 
@@ -24,7 +25,7 @@ export const EXTENSIONS: Record<ImageFormat, string> = { png: 'png', jpeg: 'jpg'
 export async function readImageInfo(input: string | Uint8Array): Promise<ImageInfo | undefined> {
   let meta: sharp.Metadata
   try {
-    meta = await sharp(input).metadata()
+    meta = await (await loadSharp())(input).metadata()
   } catch {
     return undefined
   }

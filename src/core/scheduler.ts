@@ -47,7 +47,7 @@ export async function planImages(entries: readonly KeyedEntry[], cache: ImageCac
     else byKey.set(entry.key, { key: entry.key, entries: [entry] })
   }
   const images = [...byKey.values()]
-  await Promise.all(images.map(async (image) => (image.cached = await cache.lookup(image.key))))
+  for (const image of images) image.cached = cache.lookupSync(image.key)
   return {
     images,
     cached: images.filter((image) => image.cached),

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import sharp from 'sharp'
+import { loadSharp } from '../core/sharp'
 import type { GenerationJob, GenerationResult, Provider } from './types'
 
 /**
@@ -13,6 +13,7 @@ export function createPlaceholderProvider(): Provider {
     async generate(job: GenerationJob): Promise<GenerationResult> {
       job.signal.throwIfAborted()
       const { width, height } = job.request
+      const sharp = await loadSharp()
       await sharp(Buffer.from(placeholderSvg(job.request.prompt, job.request.seed, width, height)))
         .png({ compressionLevel: 9 })
         .toFile(job.destination)

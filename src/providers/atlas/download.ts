@@ -5,7 +5,7 @@
 import { createWriteStream } from 'node:fs'
 import { open, rm, writeFile } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
-import { request } from 'undici'
+import { loadUndici } from './undici'
 import { ProviderError } from '../types'
 import { RequestTimeoutError, withTimeout } from './abort'
 import { formatBytes, seconds, transportError, type ErrorContext } from './errors'
@@ -142,6 +142,7 @@ async function downloadOnce(url: string, destination: string, options: SaveOptio
  */
 async function follow(url: URL, signal: AbortSignal, ctx: ErrorContext) {
   for (let redirects = 0; ; redirects++) {
+    const { request } = await loadUndici()
     const res = await request(url, { method: 'GET', headers: { 'user-agent': USER_AGENT }, signal })
     const location = REDIRECTS.has(res.statusCode) ? res.headers.location : undefined
     if (typeof location !== 'string') return res

@@ -2,7 +2,8 @@
  * One call to the Atlas API: bearer auth, a per-request timeout, the envelope check.
  * Failures come back as values so the caller decides whether to retry.
  */
-import { request, type Dispatcher, type FormData } from 'undici'
+import type { Dispatcher, FormData } from 'undici'
+import { loadUndici } from './undici'
 import { withTimeout } from './abort'
 import { answerError, answerTooLarge, errorCode, transportError, type ErrorContext } from './errors'
 import { ProviderError } from '../types'
@@ -42,6 +43,7 @@ export async function callApi(
   let answer: { status: number; headers: Record<string, string | string[] | undefined>; text: string }
   try {
     answer = await withTimeout(signal, client.requestTimeoutMs, async timed => {
+      const { request } = await loadUndici()
       const res = await request(`${client.baseURL}${call.path}`, {
         method: call.method,
         headers: {

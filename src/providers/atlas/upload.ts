@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { basename } from 'node:path'
-import { FormData } from 'undici'
+import { loadUndici } from './undici'
 import { ProviderError, type UploadMemo, type UploadRecord } from '../types'
 import type { ErrorContext } from './errors'
 import { callApi, type ApiClient } from './http'
@@ -58,6 +58,7 @@ export class ReferenceUploads {
     if (remembered && this.fresh(remembered)) return remembered.url
 
     const ctx: ErrorContext = { action: `uploading the reference image ${name}` }
+    const { FormData } = await loadUndici()
     const form = new FormData()
     form.set('file', new Blob([new Uint8Array(bytes)], { type }), name)
     // An upload is not billed and stores the same bytes again at worst, so unlike a submit
