@@ -1,11 +1,12 @@
-import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { relative, sep } from 'node:path'
+import { join, relative, sep } from 'node:path'
 import type { ResolvedOptions } from '../options'
 import { ImageCache, type CachedImage } from './cache'
 import { findManifests } from './discover'
 import { keyEntries, type KeyedEntry } from './entries'
 import { writeDeclaration } from './declaration'
+import { ParsedStore } from './parsed-store'
+import { PACKAGE_VERSION } from './version'
 import { Deriver, type DerivedFile } from './derive'
 import { formatLocation, ImagegenError, ManifestError } from './errors'
 import { parseManifest, type Manifest } from './manifest'
@@ -46,6 +47,7 @@ export type UrlFor = (file: AssetFile, imports: ModuleImports) => Code | Promise
 export class ImagegenContext {
   readonly cache: ImageCache
   readonly deriver: Deriver
+  private readonly store: ParsedStore
   private scheduler!: Scheduler
   private command: 'build' | 'serve' = 'build'
   private tally = new Map<string, 'cached' | 'generated'>()
@@ -60,6 +62,7 @@ export class ImagegenContext {
   ) {
     this.cache = new ImageCache(options.cacheDir)
     this.deriver = new Deriver(options.derivedCacheDir)
+    this.store = new ParsedStore(join(options.derivedCacheDir, 'manifests'), PACKAGE_VERSION)
     this.startBuild('build')
   }
 
@@ -203,21 +206,27 @@ export class ImagegenContext {
     } catch (error) {
       throw new ImagegenError(`cannot read ${display}: ${(error as NodeJS.ErrnoException).code ?? error}`)
     }
-    // A build reads each manifest twice (the preflight plans them all, then each is loaded), and
-    // a dev server or watcher again on every change: unchanged bytes are parsed and keyed once.
-    // Manifests with reference images are always read afresh, since those files may change.
-    const digest = createHash('sha256').update(bytes).digest('hex')
+    // A build reads each manifest twice (the preflight plans them all, then each is loaded), a
+    // dev server or watcher again on every change, and every build the same files as the last:
+    // unchanged bytes are parsed and keyed once, and remembered on disk. Manifests with reference
+    // images are always read afresh, since those files may change under the same manifest.
+    const digest = this.store.digest(bytes, display, this.options.provider.name)
     const known = this.parsed.get(file)
     if (known?.digest === digest) return known.result
-    const manifest = parseManifest(bytes, display)
+    const stored = this.store.get(digest)
+    const { manifest, entries } = stored ?? { manifest: parseManifest(bytes, display), entries: undefined }
     if (this.options.dts) await writeDeclaration(manifest, file)
-    const entries = await keyEntries(manifest, { manifestPath: file, root: this.options.root, provider: this.options.provider.name })
-    const references = entries.map((e) => e.request.image).filter((p): p is string => p !== undefined)
+    const keyed = entries ?? (await keyEntries(manifest, { manifestPath: file, root: this.options.root, provider: this.options.provider.name }))
+    const references = keyed.map((e) => e.request.image).filter((p): p is string => p !== undefined)
     // The manifest itself is the module's own file, watched already; listing it would make Vite
     // record the module as its own importer, which stops HMR from propagating.
-    const result = { manifest, entries, dependencies: [...new Set(references)] }
-    if (references.length === 0) this.parsed.set(file, { digest, result })
-    else this.parsed.delete(file)
+    const result = { manifest, entries: keyed, dependencies: [...new Set(references)] }
+    if (references.length === 0) {
+      this.parsed.set(file, { digest, result })
+      if (!stored) await this.store.set(digest, { manifest, entries: keyed }).catch(() => {})
+    } else {
+      this.parsed.delete(file)
+    }
     return result
   }
 

@@ -23,6 +23,8 @@ export const PUBLIC_PATH = '/static/'
 /** For webpack's `publicPath: 'auto'`: where the page says the script came from. */
 export const SCRIPT_URL = 'https://example.test/deep/path/main.js'
 
+let imports = 0
+
 /** A real build of `<root>/src/main.js` with the bundler's JavaScript API, into `<root>/dist-<bundler>`. */
 export async function bundle(bundler: Bundler, root: string, options: Options, extra: { publicPath?: string } = {}): Promise<BundleResult> {
   const outDir = join(root, `dist-${bundler}`)
@@ -41,7 +43,7 @@ export async function bundle(bundler: Bundler, root: string, options: Options, e
       await build.write({ dir: outDir, format: 'es', entryFileNames: 'main.js', assetFileNames: 'assets/[name]-[hash][extname]' })
       await build.close()
       delete (globalThis as any).__imagegen
-      await import(`${pathToFileURL(join(outDir, 'main.js')).href}?t=${Date.now()}`)
+      await import(`${pathToFileURL(join(outDir, 'main.js')).href}?build=${++imports}`)
       return { outDir, files: listFiles(outDir), values: (globalThis as any).__imagegen, publicPath: pathToFileURL(`${outDir}/`).href }
     }
     case 'webpack':

@@ -48,6 +48,8 @@ export interface ViteBuildResult {
   logs: string[]
 }
 
+let builds = 0
+
 /** A real `vite build` of the project, entry `src/main.js`, into `dist/`. */
 export async function viteBuild(root: string, options: Options, config: InlineConfig = {}): Promise<ViteBuildResult> {
   const logs: string[] = []
@@ -70,7 +72,7 @@ export async function viteBuild(root: string, options: Options, config: InlineCo
   const entry = files.find((f) => f.endsWith('.js'))!
   const js = readFileSync(join(outDir, entry), 'utf8')
   delete (globalThis as any).__imagegen
-  await import(`${pathToFileURL(join(outDir, entry)).href}?t=${Date.now()}`)
+  await import(`${pathToFileURL(join(outDir, entry)).href}?build=${++builds}`)
   const values = (globalThis as any).__imagegen
   return { outDir, files, js, values, logs }
 }
