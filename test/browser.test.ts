@@ -15,6 +15,7 @@ const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javas
 // Debian's chromium is installed by .ci/run, so CI always runs this test. On a machine
 // without it (`apt-get install chromium`), it is skipped rather than failing `npm test`.
 const hasBrowser = existsSync(CHROMIUM) || process.env.CI === 'true'
+if (!hasBrowser) console.warn(`browser test skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`)
 
 describe.skipIf(!hasBrowser)('the demo in headless Chromium', () => {
   let server: Server
