@@ -52,6 +52,8 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
       },
       configureServer(server) {
         devServer = { reload: (file) => reloadFile(server, file) }
+        // A closing dev server stops its background predictions; paid ones stay journaled.
+        server.httpServer?.once('close', () => context().abort())
         server.middlewares.use(serveCache(() => [context().options.derivedCacheDir, context().cache.imagesDir]))
       },
     },

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger, createServer, type HotPayload, type ViteDevServer } from 'vite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -75,5 +75,33 @@ describe('vite dev with a key', () => {
     const after = await module()
     expect(after).not.toContain('data:image/svg+xml')
     expect(atlas.submits).toHaveLength(1)
+  })
+})
+
+describe('closing the dev server', () => {
+  it('stops its background predictions and keeps their journal', async () => {
+    const slow = await startAtlasServer({ apiKey: API_KEY, latencyMs: 60_000 })
+    try {
+      const root = viteProject()
+      const server = await createServer({
+        root,
+        configFile: false,
+        customLogger: createLogger('silent'),
+        plugins: [imagegen({ root, apiKey: API_KEY, baseURL: slow.url, pollIntervalMs: 5 })],
+        server: { host: '127.0.0.1', port: 0, hmr: false, ws: false },
+      })
+      await server.listen()
+      const origin = `http://127.0.0.1:${(server.httpServer!.address() as { port: number }).port}`
+      await fetch(`${origin}/src/art.images.yaml?import`)
+      await until(() => slow.submits.length === 3 && slow.polls > 3, 'the predictions to be polled')
+      await server.close()
+      const requests = slow.requests
+      // Polls every 5 ms would show within a few dozen; none come once the server has closed.
+      await new Promise((resolve) => setTimeout(resolve, 150))
+      expect(slow.requests).toBe(requests)
+      expect(readdirSync(join(root, '.imagegen/pending'))).toHaveLength(3)
+    } finally {
+      await slow.close()
+    }
   })
 })
