@@ -93,7 +93,8 @@ describe('atlas chaos', () => {
       }
       if (roll < 0.5) {
         refused[503]++
-        return { status: 503, raw: '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>' }
+        // a busy service says when to come back; a bare 503 would not be trusted for a submit
+        return { status: 503, raw: '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>', headers: { 'retry-after': '0' } }
       }
       return 'continue'
     }

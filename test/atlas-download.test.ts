@@ -119,23 +119,40 @@ describe('atlas downloads', () => {
     expect(existsSync(j.destination)).toBe(false)
   })
 
-  it('a 404 on a new output says it expired and generates again, once', async () => {
+  it('a 404 on the output of a prediction just made: not paid again now, kept for a rerun', async () => {
     server.options.download = () => (server.submits.length === 1 ? 'expired' : 'continue')
     const ids: string[] = []
-    const j = job(dir, {}, { onSubmitted: id => void ids.push(id) })
+    const error = await failure(atlas(server).generate(job(dir, {}, { onSubmitted: (id) => void ids.push(id) })))
+    expect(server.submits).toHaveLength(1)
+    expect(error.message).toMatch(/answered 404 only \d+ s after its submit \(outputs last 14 days\)\. It is paid for and journaled: run again to download it/)
+    expect(error.details).toMatchObject({ predictionId: ids[0], retryable: true })
+  })
+
+  it('a 404 on the output of a resumed prediction: it expired, so it is generated again, once', async () => {
+    const first = await atlas(server).generate(job(dir))
+    server.reset()
+    server.options.download = () => (server.submits.length === 0 ? 'expired' : 'continue')
+    const ids: string[] = []
+    const j = job(dir, {}, { resumePredictionId: first.predictionId, onSubmitted: (id) => void ids.push(id) })
     const result = await atlas(server).generate(j)
-    expect(server.submits).toHaveLength(2)
-    expect(ids).toHaveLength(2)
-    expect(result.predictionId).toBe(ids[1])
+    expect(server.submits).toHaveLength(1)
+    expect(result.predictionId).toBe(ids[0])
     expect((await sharp(j.destination).metadata()).format).toBe('png')
   })
 
-  it('an output that is gone again after generating afresh: reported, not paid a third time', async () => {
+  it('an output that is gone again after generating afresh: reported and journaled, not paid a third time', async () => {
+    const first = await atlas(server).generate(job(dir))
+    server.reset()
     server.options.download = () => 'expired'
-    const error = await failure(atlas(server).generate(job(dir)))
-    expect(server.submits).toHaveLength(2)
-    expect(error.message).toMatch(/^\[imagegen\] the output of prediction `pred_\d+` is gone from http:\/\/127\.0\.0\.1:\d+ \(HTTP 404\): outputs expire about 14 days after their prediction\. Run again to generate the image afresh\.$/)
-    expect(error.details).toMatchObject({ status: 404, retryable: false })
+    const ids: string[] = []
+    const error = await failure(atlas(server).generate(job(dir, {}, { resumePredictionId: first.predictionId, onSubmitted: (id) => void ids.push(id) })))
+    expect(server.submits).toHaveLength(1)
+    expect(error.message).toMatch(/answered 404 only \d+ s after its submit/)
+    expect(error.details).toMatchObject({ predictionId: ids[0], status: 404, retryable: true })
+    // the next run resumes that young prediction: it downloads again, it does not submit
+    server.reset()
+    await failure(atlas(server).generate(job(dir, {}, { resumePredictionId: ids[0], resumeSubmittedAt: new Date().toISOString() })))
+    expect(server.submits).toHaveLength(0)
   })
 
   it('5xx from the storage is retried; the key is never sent to it', async () => {

@@ -49,11 +49,18 @@ describe('atlas submit: sent again only when the service did not take it', () =>
     expect(server.submits).toHaveLength(1)
   })
 
-  it('503 with an HTML body: the service did not take it, so it is sent again', async () => {
-    refuseSubmits(2, makeAnswer(503, { raw: HTML }))
+  it('503 with Retry-After: the service says it is busy, so it is sent again', async () => {
+    refuseSubmits(2, makeAnswer(503, { raw: HTML, headers: { 'retry-after': '0' } }))
     await atlas(server).generate(job(dir))
     expect(server.submitAttempts).toBe(3)
     expect(server.submits).toHaveLength(1)
+  })
+
+  it('a bare 503, as a proxy answers after passing a request on: not sent again', async () => {
+    refuseSubmits(1, makeAnswer(503, { raw: HTML }))
+    const error = await failure(atlas(server).generate(job(dir)))
+    expect(server.submitAttempts).toBe(1)
+    expect(error.message).toContain('may have been accepted (and billed) anyway, so it was not sent again')
   })
 
   it('a connection refused before sending is sent again once the service is back', async () => {
@@ -126,6 +133,23 @@ describe('atlas submit: sent again only when the service did not take it', () =>
     await new Promise(resolve => setTimeout(resolve, 30))
     expect(server.requests).toBe(requests)
     expect(server.submitAttempts).toBe(1)
+  })
+
+  it('an abort while the submit is on its way still journals the prediction it started, then stops', async () => {
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    server.options.intercept = (req) => (req.method === 'POST' ? held.then(() => 'continue' as const) : 'continue')
+    const controller = new AbortController()
+    const journaled: string[] = []
+    const pending = atlas(server).generate(job(dir, {}, { signal: controller.signal, onSubmitted: (id) => void journaled.push(id) }))
+    await vi.waitFor(() => expect(server.submitAttempts).toBe(1))
+    controller.abort(new Error('[imagegen] the build stopped'))
+    release()
+    await expect(pending).rejects.toThrow('the build stopped')
+    // the service took it (it is billed): its id reached the journal, and nothing was polled
+    expect(server.submits).toHaveLength(1)
+    expect(journaled).toEqual([expect.stringMatching(/^pred_\d+$/)])
+    expect(server.polls).toBe(0)
   })
 
   it.each([

@@ -54,6 +54,10 @@ export const OUTPUT_LIFETIME_MS = 14 * 24 * 60 * 60 * 1000
 const POLL_GROWTH = 1.5
 /** Transport failures that prove the submit never left this machine, so it was not billed. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT'])
+/** An output that answers 404 sooner than this after its submit has not expired: it is not paid for again. */
+const EXPIRY_PLAUSIBLE_MS = 60 * 60 * 1000
+/** For the submit, which only its request timeout may end (see `submit`). */
+const UNABORTED = new AbortController().signal
 
 interface Runtime {
   client: ApiClient
@@ -162,6 +166,7 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
     deadline ??= Date.now() + rt.timeoutMs
     try {
       if (prediction && prediction.state !== 'failed' && id !== undefined) await job.onSubmitted?.(id)
+      signal.throwIfAborted()
       if (!prediction || prediction.state === 'pending') {
         if (id === undefined) {
           throw new ProviderError('[imagegen] Atlas Cloud accepted the submit but its answer has no prediction id to poll. Run again; if it persists, the API has changed.')
@@ -201,10 +206,22 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
           limiter: rt.limiter,
         }))
       } catch (error) {
-        if (error instanceof OutputExpiredError && !startedAfresh) {
+        const age = Date.now() - submittedAt
+        if (error instanceof OutputExpiredError && age >= EXPIRY_PLAUSIBLE_MS && !startedAfresh) {
+          // an output old enough to have expired (they last 14 days): made again, once
           resume = undefined
           startedAfresh = true
           continue
+        }
+        if (error instanceof OutputExpiredError) {
+          // Too recent to have expired: storage that has not caught up, most likely. Paying again
+          // now would be a guess; the journal keeps the prediction for a rerun.
+          throw new ProviderError(
+            `[imagegen] the output of Atlas Cloud prediction \`${id}\` answered 404 only ${Math.round(age / 1000)} s after its submit ` +
+              '(outputs last 14 days). It is paid for and journaled: run again to download it; should it still be missing ' +
+              'an hour after its submit, a run generates it afresh.',
+            { predictionId: id, status: 404, retryable: true },
+          )
         }
         throw error
       }
@@ -244,11 +261,17 @@ function isUnknownPrediction(error: unknown): boolean {
  * that sends one again when unsure pays twice. So it is sent again only when the service
  * proves it did not take it:
  * - 429: the service refused it before doing anything;
- * - 503: "unable to handle the request" (RFC 9110), the service saying it did not take it on;
+ * - 503 with `Retry-After` (or `retry_after`): the service itself saying it is busy and when to
+ *   come back. A bare 503 is not enough: proxies answer 503 after forwarding a request too
+ *   ("upstream reset before headers"), and that one may have been taken and billed;
  * - a connection that failed before the request was written (refused, no DNS, connect timeout).
- * Everything else is ambiguous and is never repeated: 500/502/504 (a gateway may have passed
- * it on before failing), a connection dropped or a timeout after the body was sent (it may
- * have arrived), an answer we could not read.
+ * Everything else is ambiguous and is never repeated: 500/502/504 and bare 503s (a gateway may
+ * have passed it on before failing), a connection dropped or a timeout after the body was sent
+ * (it may have arrived), an answer we could not read.
+ *
+ * The submit itself is not cut short by the job's signal (Ctrl-C, a closing dev server): an
+ * answer already on its way carries a billed prediction's id, which must reach the journal.
+ * Only the request timeout ends it; the abort is honoured right after.
  *
  * While the service is refusing, the place in flight is given back during the wait, so the
  * limiter's shrinking limit applies to the retry too.
@@ -259,7 +282,7 @@ async function submit(rt: Runtime, job: GenerationJob, body: Record<string, unkn
     const slot = await rt.limiter.acquire(job.signal)
     let result: Attempt<ApiAnswer>
     try {
-      result = await call(rt, { method: 'POST', path: SUBMIT_PATH, body }, job.signal, ctx)
+      result = await call(rt, { method: 'POST', path: SUBMIT_PATH, body }, UNABORTED, ctx)
     } catch (error) {
       slot.release()
       throw error
@@ -269,7 +292,8 @@ async function submit(rt: Runtime, job: GenerationJob, body: Record<string, unkn
 
     const { error, code, retryAfterMs } = result
     const { status } = error.details
-    const notTaken = status === 429 || status === 503 || (status === undefined && code !== undefined && NOT_SENT_CODES.has(code))
+    const notTaken =
+      status === 429 || (status === 503 && retryAfterMs !== undefined) || (status === undefined && code !== undefined && NOT_SENT_CODES.has(code))
     if (notTaken) {
       if (retry >= rt.retry.retries) throw error
       await sleep(retryDelay(retry, rt.retry, retryAfterMs), job.signal)
