@@ -223,3 +223,26 @@ async function childScript(): Promise<string> {
   onTestFinished(() => rmSync(file, { force: true }))
   return file
 }
+
+describe('a paid prediction stays journaled', () => {
+  it.each([
+    ['a poll answered by a proxy page under HTTP 200', (path: string) => path.includes('/prediction/'), { status: 200, raw: '<html><body>Please log in</body></html>' }],
+    ['a poll refused with 401 (the key was rotated mid-run)', (path: string) => path.includes('/prediction/'), { status: 401, body: { message: 'Unauthorized' } }],
+    ['a download refused with 403 by the storage', (path: string) => path.startsWith('/outputs/'), { status: 403, raw: '<Error>AccessDenied</Error>' }],
+  ] as const)('when %s, and the next run resumes it without paying again', async (_, matches, answer) => {
+    const dir = tempDir()
+    const entries = await entriesOf(dir, collection(['one']))
+    let refusing = true
+    server.options.intercept = (req) => (refusing && matches(req.path) ? answer : 'continue')
+    const first = build(dir, atlas(server, { maxRetries: 1 }))
+    await expect(first.run(entries)).rejects.toThrow(GenerationError)
+    expect(server.submits).toHaveLength(1)
+    expect(readdirSync(join(dir, '.imagegen/pending'))).toHaveLength(1)
+
+    refusing = false
+    const second = build(dir, atlas(server))
+    await second.run(entries)
+    expect(server.submits).toHaveLength(1)
+    expect(await second.cache.lookup(entries[0]!.key)).toBeDefined()
+  })
+})

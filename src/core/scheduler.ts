@@ -191,7 +191,7 @@ export class Scheduler {
           `[imagegen] ${provider.name} delivered something that is not a PNG, JPEG, WebP or AVIF image` +
             (result.predictionId ? ` (prediction \`${result.predictionId}\`)` : '') +
             '; nothing was cached. Run again to generate it afresh.',
-          { predictionId: result.predictionId, retryable: false },
+          { predictionId: result.predictionId, retryable: false, predictionOver: true },
         )
       }
       const cached = await cache.commit(temp, info, {
@@ -209,9 +209,10 @@ export class Scheduler {
       return cached
     } catch (error) {
       await rm(temp, { force: true })
-      // A definite answer (the prediction failed, the request was refused) ends the journal
-      // entry; anything else (network, abort) keeps it, so the next run resumes the paid prediction.
-      if (error instanceof ProviderError && error.details.retryable === false) await cache.clearPending(key)
+      // Only a prediction that is over (failed, gone, its output unusable) leaves the journal;
+      // anything else (a refused poll, a proxy's page, the network, an abort) keeps it, so the
+      // next run resumes the paid prediction instead of paying again.
+      if (error instanceof ProviderError && error.details.predictionOver) await cache.clearPending(key)
       emit({ type: 'failed', image, error: error as Error })
       throw error
     }

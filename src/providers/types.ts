@@ -75,7 +75,17 @@ export class ProviderError extends Error {
   override readonly name = 'ProviderError'
   constructor(
     message: string,
-    readonly details: { predictionId?: string; status?: number; retryable?: boolean } = {},
+    readonly details: {
+      predictionId?: string
+      status?: number
+      retryable?: boolean
+      /**
+       * The prediction ended and will never deliver an image (it failed, is gone, or its output
+       * is unusable): its journal entry is useless and the next run submits afresh. Any other
+       * error keeps the journal, so what was paid for is resumed, not paid again.
+       */
+      predictionOver?: boolean
+    } = {},
   ) {
     super(message)
   }

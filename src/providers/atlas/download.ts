@@ -56,7 +56,7 @@ export async function saveOutput(output: Output, destination: string, options: S
   } catch (error) {
     await rm(destination, { force: true })
     // tried enough: this prediction's output is no image, and fetching it again will not make one
-    if (error instanceof NotAnImageError && error.details.retryable) throw new NotAnImageError(error.message, { ...error.details, retryable: false })
+    if (error instanceof NotAnImageError && error.details.retryable) throw new NotAnImageError(error.message, { ...error.details, retryable: false, predictionOver: true })
     throw error
   }
 }
@@ -180,7 +180,7 @@ function describe(ctx: ErrorContext): string {
 function tooLarge(ctx: ErrorContext, maxBytes: number): ProviderError {
   return new ProviderError(
     `[imagegen] the output of ${describe(ctx)} is larger than ${formatBytes(maxBytes)}; refusing to save it. Nothing was cached; check the spec's \`width\`, \`height\` and \`input\`.`,
-    { predictionId: ctx.predictionId, retryable: false },
+    { predictionId: ctx.predictionId, retryable: false, predictionOver: true },
   )
 }
 

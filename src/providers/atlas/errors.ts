@@ -30,6 +30,7 @@ export function answerError(status: number | undefined, label: string, text: str
   const details = { predictionId: ctx.predictionId, status, retryable: false }
   const fail = (message: string, retryable = false) =>
     new ProviderError(`[imagegen] ${message}`, { ...details, retryable })
+  const failOver = (message: string) => new ProviderError(`[imagegen] ${message}`, { ...details, predictionOver: true })
 
   if (status === 401)
     return fail(`Atlas Cloud rejected the API key ${at}. Check that \`ATLASCLOUD_API_KEY\` holds a valid key.`)
@@ -44,7 +45,7 @@ export function answerError(status: number | undefined, label: string, text: str
   if (status !== undefined && status >= 500)
     return fail(`Atlas Cloud failed ${at}. ${LATER}`, true)
   if (status === 404 && ctx.predictionId)
-    return fail(`Atlas Cloud does not know prediction \`${ctx.predictionId}\` ${said}; outputs and predictions expire after about 14 days. Run again to generate the image afresh.`)
+    return failOver(`Atlas Cloud does not know prediction \`${ctx.predictionId}\` ${said}; outputs and predictions expire after about 14 days. Run again to generate the image afresh.`)
   return fail(`Atlas Cloud gave an unexpected answer ${at}. Check the image spec, and that \`ATLASCLOUD_BASE_URL\` (if set) points at the Atlas Cloud API.`)
 }
 
@@ -55,6 +56,7 @@ export function predictionFailed(predictionId: string | undefined, status: strin
   return new ProviderError(`[imagegen] Atlas Cloud prediction${id} ${ended}: ${clip(text ?? 'no reason given').replace(/[.\s]+$/, '')}. Change the prompt or parameters if the service refused them; otherwise run again.`, {
     predictionId,
     retryable: false,
+    predictionOver: true,
   })
 }
 

@@ -192,7 +192,7 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
         const why = prediction.unusableOutput
           ? `its output is ${prediction.unusableOutput}; only http(s) URLs, data: URLs and base64 are accepted. Nothing was cached; run again to generate it afresh.`
           : 'has no output image. Run again to generate it afresh.'
-        throw new ProviderError(`[imagegen] Atlas Cloud prediction${named} is \`${prediction.status ?? 'done'}\` but ${why}`, { predictionId: id, retryable: false })
+        throw new ProviderError(`[imagegen] Atlas Cloud prediction${named} is \`${prediction.status ?? 'done'}\` but ${why}`, { predictionId: id, retryable: false, predictionOver: true })
       }
       const ctx: ErrorContext = { action: 'downloading the output', predictionId: id }
       let contentType: string
