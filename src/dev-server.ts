@@ -31,7 +31,10 @@ export function serveCache(folders: () => string[]) {
           // Names are content hashes: a name never changes what it shows.
           'Cache-Control': 'public, max-age=31536000, immutable',
         })
-        createReadStream(file).pipe(res)
+        // a file removed between the stat and the read (a prune) is a 404, not a crash
+        createReadStream(file)
+          .on('error', () => (res.headersSent ? res.destroy() : next()))
+          .pipe(res)
       },
       () => next(),
     )
@@ -46,9 +49,15 @@ async function firstExisting(paths: string[]) {
   throw new Error('not found')
 }
 
-/** Reloads a module in every environment that loaded it; Vite then sends the HMR update. */
+/**
+ * Reloads a module in every environment that loaded it: its cached code is dropped (so the next
+ * request, even with HMR off, gets the new images) and Vite sends the HMR update.
+ */
 export async function reloadFile(server: ViteDevServer, file: string): Promise<void> {
   for (const environment of Object.values(server.environments)) {
-    for (const module of environment.moduleGraph.getModulesByFile(file) ?? []) await environment.reloadModule(module)
+    for (const module of environment.moduleGraph.getModulesByFile(file) ?? []) {
+      environment.moduleGraph.invalidateModule(module)
+      await environment.reloadModule(module)
+    }
   }
 }

@@ -33,10 +33,13 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
       filter: { id: MANIFEST_PATTERN },
       async handler(id) {
         const c = context()
-        const loaded = await c.load(id)
+        // Only a Vite dev server can reload the module when images arrive; elsewhere they are waited for.
+        const loaded = await c.load(id, { background: command === 'serve' && meta.framework === 'vite' })
         for (const file of loaded.dependencies) this.addWatchFile(file)
         const urlFor = command === 'serve' && meta.framework === 'vite' ? devServerUrl(base) : emits ? emittedAssetUrl(this) : importedAssetUrl
-        void loaded.generating?.then(() => devServer?.reload(id))
+        void loaded.generating
+          ?.then((arrived) => (arrived ? devServer?.reload(id) : undefined))
+          .catch((error: Error) => log.warn(`[imagegen] could not reload ${c.displayPath(id)}: ${error.message}`))
         return c.moduleCode(loaded, urlFor)
       },
     },

@@ -105,3 +105,36 @@ describe('closing the dev server', () => {
     }
   })
 })
+
+describe('an image that fails in dev', () => {
+  it('is not paid for again on every reload', async () => {
+    const failing = await startAtlasServer({ apiKey: API_KEY, latencyMs: 20, fail: (body) => (body.prompt === 'A robot mascot' ? 'refused' : undefined) })
+    const warnings: string[] = []
+    const logger = createLogger('silent')
+    logger.warn = (msg) => void warnings.push(msg)
+    const root = viteProject()
+    const server = await createServer({
+      root,
+      configFile: false,
+      customLogger: logger,
+      plugins: [imagegen({ root, apiKey: API_KEY, baseURL: failing.url, pollIntervalMs: 5 })],
+      server: { host: '127.0.0.1', port: 0, hmr: false, ws: false },
+    })
+    try {
+      await server.listen()
+      const origin = `http://127.0.0.1:${(server.httpServer!.address() as { port: number }).port}`
+      const module = async () => (await fetch(`${origin}/src/art.images.yaml?import`)).text()
+      await module()
+      await until(() => warnings.some((w) => w.includes('refused')), 'the failure to be reported')
+      // Reloads (the other images arrived) and later requests load the module again…
+      for (let i = 0; i < 3; i++) await module()
+      expect((await module()).match(/data:image\/svg\+xml/g)).toHaveLength(1)
+      // …but the failed image was submitted once.
+      expect(failing.submits.filter((s) => s.prompt === 'A robot mascot')).toHaveLength(1)
+      expect(failing.submits).toHaveLength(3)
+    } finally {
+      await server.close()
+      await failing.close()
+    }
+  })
+})

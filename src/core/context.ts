@@ -11,7 +11,7 @@ import { Deriver, type DerivedFile } from './derive'
 import { formatLocation, ImagegenError, ManifestError } from './errors'
 import { parseManifest, type Manifest } from './manifest'
 import { Code, collectionModule, ModuleImports, singleImageModule, type ImageModuleValue } from './module-code'
-import { BudgetError, planImages, Scheduler, type PlannedImage } from './scheduler'
+import { BudgetError, GenerationError, planImages, Scheduler, type PlannedImage } from './scheduler'
 
 export interface LoadedManifest {
   manifest: Manifest
@@ -20,8 +20,8 @@ export interface LoadedManifest {
   images: Map<string, CachedImage>
   /** Files the module depends on besides the manifest itself (reference images), to watch. */
   dependencies: string[]
-  /** In dev: the images being generated in the background; the module should be reloaded when it settles. */
-  generating?: Promise<void>
+  /** In dev: the images being generated in the background; resolves true when any arrived (reload the module then). */
+  generating?: Promise<boolean>
 }
 
 export interface ContextHooks {
@@ -54,6 +54,7 @@ export class ImagegenContext {
   private missing = new Map<string, KeyedEntry>()
   private started = 0
   private aborter = new AbortController()
+  private readonly failed = new Set<string>()
   private readonly parsed = new Map<string, { digest: string; result: { manifest: Manifest; entries: KeyedEntry[]; dependencies: string[] } }>()
 
   constructor(
@@ -104,27 +105,39 @@ export class ImagegenContext {
     if (missing.length > this.options.maxNewImages) throw new BudgetError(missing.length, this.options.maxNewImages, this.options.maxNewImages)
   }
 
-  async load(file: string): Promise<LoadedManifest> {
+  /**
+   * Reads a manifest and finds or makes its images. With `background` (a dev server that can
+   * reload the module later), missing images are made without waiting for them.
+   */
+  async load(file: string, { background = false }: { background?: boolean } = {}): Promise<LoadedManifest> {
     const { manifest, entries, dependencies } = await this.readManifest(file)
     const plan = await planImages(entries, this.cache)
+    // In a dev session an image that failed is not tried again until its spec changes (a new
+    // key) or the server restarts: each reload would otherwise pay for it again.
+    const missing = plan.missing.filter((image) => !this.failed.has(image.key))
     const images = new Map<string, CachedImage>()
     for (const image of plan.cached) {
       images.set(image.key, image.cached!)
       if (!this.tally.has(image.key)) this.tally.set(image.key, 'cached')
     }
-    let generating: Promise<void> | undefined
-    if (plan.missing.length > 0) {
+    let generating: Promise<boolean> | undefined
+    if (missing.length > 0) {
       if (this.options.cannotGenerate) {
-        this.noteMissing(plan.missing)
-      } else if (this.command === 'serve') {
+        this.noteMissing(missing)
+      } else if (this.command === 'serve' && background) {
         // A dev server never waits for a prediction: the module shows placeholders now,
-        // and the caller reloads it once the images are cached.
-        generating = this.generate(plan.missing).then(
-          () => {},
-          (error: Error) => this.hooks.warn(error.message),
+        // and the caller reloads it once images have arrived.
+        generating = this.generate(missing).then(
+          () => true,
+          (error: Error) => {
+            this.hooks.warn(error.message)
+            const failed = error instanceof GenerationError ? error.failures.map((f) => f.image) : missing
+            for (const image of failed) this.failed.add(image.key)
+            return error instanceof GenerationError && error.generated.length > 0
+          },
         )
       } else {
-        for (const cached of await this.generate(plan.missing)) images.set(cached.record.key, cached)
+        for (const cached of await this.generate(missing)) images.set(cached.record.key, cached)
       }
     }
     return { manifest, entries, images, dependencies, generating }
