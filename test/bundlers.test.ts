@@ -53,3 +53,18 @@ describe.each(BUNDLERS)('%s without a key', (bundler) => {
     expect(String((error as Error).message)).toMatch(/src\/art\.images\.yaml:5:3 `banner`/)
   })
 })
+
+describe.each(BUNDLERS)('%s with entry names that could clash', (bundler) => {
+  it('exports every identifier name and keeps the rest in the default map', async () => {
+    const root = viteProject({
+      'src/main.js': "import all, { images, image, __image0 } from './names.images.yaml'\nglobalThis.__imagegen = { all, named: { images, image, __image0 } }\n",
+      'src/names.images.yaml': `defaults: { width: 64, height: 64 }\nimages:\n${['images', 'image', '__image0', 'default', 'class', 'two words', '__imagegen_entry0'].map((n, i) => `  "${n}": { prompt: "name ${i}" }\n`).join('')}`,
+    })
+    const { values } = await bundle(bundler, root, { provider: 'placeholder' })
+    expect(Object.keys(values.all)).toEqual(['images', 'image', '__image0', 'default', 'class', 'two words', '__imagegen_entry0'])
+    expect(values.named.images).toEqual(values.all.images)
+    expect(values.named.image.prompt).toBe('name 1')
+    expect(values.named.__image0.prompt).toBe('name 2')
+    expect(values.all['__imagegen_entry0'].prompt).toBe('name 6')
+  })
+})

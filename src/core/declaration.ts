@@ -18,7 +18,7 @@ export function declarationSource(manifest: Manifest, manifestPath: string): str
   const names = manifest.entries.map((e) => e.name!)
   const named = names.filter(isExportableName).map((name) => `export declare const ${name}: GeneratedImage\n`)
   const fields = names.map((name) => `  ${isExportableName(name) ? name : JSON.stringify(name)}: GeneratedImage\n`)
-  return `${header}${named.join('')}declare const images: {\n${fields.join('')}}\nexport default images\n`
+  return `${header}${named.join('')}declare const __imagegen_default: {\n${fields.join('')}}\nexport default __imagegen_default\n`
 }
 
 /** Writes the manifest's declaration when it changed (an unchanged file is left alone, so watchers stay quiet). */

@@ -37,9 +37,9 @@ const RESERVED = new Set(
     .split(' '),
 )
 
-/** Names usable as `export const <name>`. */
+/** Names usable as `export const <name>` (`__imagegen…` is kept for the module's own bindings). */
 export function isExportableName(name: string): boolean {
-  return /^[A-Za-z_$][\w$]*$/.test(name) && !RESERVED.has(name)
+  return /^[A-Za-z_$][\w$]*$/.test(name) && !RESERVED.has(name) && !name.startsWith('__imagegen')
 }
 
 function literal(value: unknown): string {
@@ -83,9 +83,9 @@ export function collectionModule(images: ReadonlyMap<string, ImageModuleValue>, 
   const fields: string[] = []
   let i = 0
   for (const [name, image] of images) {
-    const binding = isExportableName(name) ? name : `__image${i++}`
+    const binding = isExportableName(name) ? name : `__imagegen_entry${i++}`
     lines.push(`${isExportableName(name) ? 'export ' : ''}const ${binding} = ${literal(image)};`)
     fields.push(`${JSON.stringify(name)}: ${binding}`)
   }
-  return `${preamble}${lines.join('\n')}\nconst images = { ${fields.join(', ')} };\nexport default images;\n`
+  return `${preamble}${lines.join('\n')}\nconst __imagegen_default = { ${fields.join(', ')} };\nexport default __imagegen_default;\n`
 }
