@@ -83,12 +83,14 @@ export function readConfigFile(root: string): ConfigFile | undefined {
 
 /**
  * The project root for a command run in `cwd`: the nearest folder, from `cwd` up, that holds
- * `imagegen.config.json`. The search stops at the first folder with a `package.json` or `.git`
- * (the project's edge); without a config file the root is `cwd`.
+ * `imagegen.config.json`, else the project's edge — the first folder with a `package.json` or
+ * `.git` — where the plugin's root usually is too. So `imagegen generate` run from `src/` uses the
+ * project's cache instead of starting (and paying for) a second one. Without either, `cwd`.
  */
 export function findProjectRoot(cwd: string): string {
   for (let dir = cwd; ; dir = dirname(dir)) {
     if (existsSync(join(dir, CONFIG_FILE))) return dir
-    if (existsSync(join(dir, 'package.json')) || existsSync(join(dir, '.git')) || dirname(dir) === dir) return cwd
+    if (existsSync(join(dir, 'package.json')) || existsSync(join(dir, '.git'))) return dir
+    if (dirname(dir) === dir) return cwd
   }
 }

@@ -131,7 +131,8 @@ export function resolveOptions(options: Options = {}, defaults: { root?: string;
   const o = file ? { ...validateOptions(file.options, `invalid ${CONFIG_FILE}`), ...withoutUndefined(given) } : given
   const cacheDir = o.cacheDir && isAbsolute(o.cacheDir) ? o.cacheDir : resolve(root, o.cacheDir ?? '.imagegen')
   const offline = o.mode === 'offline' || (o.mode === undefined && ['1', 'true'].includes(env.IMAGEGEN_OFFLINE ?? ''))
-  const apiKey = o.apiKey || env.ATLASCLOUD_API_KEY || undefined
+  // A key of spaces (an empty secret in CI, say) is no key: the build then lists what is missing.
+  const apiKey = o.apiKey?.trim() || env.ATLASCLOUD_API_KEY?.trim() || undefined
 
   let provider: Provider
   let cannotGenerate: string | undefined

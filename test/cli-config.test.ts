@@ -42,14 +42,14 @@ describe('imagegen.config.json under the plugin options', () => {
 })
 
 describe('the project root of a CLI run', () => {
-  it('is the nearest folder up with imagegen.config.json, not past the project edge; else the cwd', () => {
+  it('is the nearest folder up with imagegen.config.json, not past the project edge; else that edge', () => {
     const root = withConfig({})
     mkdirSync(join(root, 'src/deep'), { recursive: true })
     expect(findProjectRoot(join(root, 'src/deep'))).toBe(root)
     const pkg = join(root, 'packages/site')
     mkdirSync(join(pkg, 'src'), { recursive: true })
     writeFileSync(join(pkg, 'package.json'), '{}')
-    expect(findProjectRoot(join(pkg, 'src'))).toBe(join(pkg, 'src'))
+    expect(findProjectRoot(join(pkg, 'src'))).toBe(pkg)
     expect(findProjectRoot(pkg)).toBe(pkg)
   })
 })

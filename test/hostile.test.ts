@@ -1,4 +1,4 @@
-import { cpSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startAtlasServer, type AtlasServer } from './atlas-server'
@@ -18,6 +18,7 @@ beforeAll(async () => {
   writeFileSync(join(outside, 'secret.png'), 'not for upload')
   cpSync(corpus, join(root, 'src'), { recursive: true })
   symlinkSync(join(outside, 'secret.png'), join(root, 'src/escape.png'))
+  mkdirSync(join(root, 'src/a-folder'))
   writeFileSync(join(root, 'src/huge-prompt.images.yaml'), `prompt: ${'a'.repeat(1024 * 1024)}\nwidth: 512\n`)
 })
 afterAll(() => server.close())
@@ -30,6 +31,7 @@ const expected: Record<string, RegExp> = {
   'duplicate-keys.images.yaml': /duplicate-keys\.images\.yaml:3:1: `prompt` appears twice/,
   'huge-prompt.images.yaml': /huge-prompt\.images\.yaml:1:9: `prompt` is too long/,
   'image-absolute.images.yaml': /image-absolute\.images\.yaml:1:1: `image` must be a path relative to the manifest/,
+  'image-folder.images.yaml': /image-folder\.images\.yaml:1:1: `image` must be a file; "\.\/a-folder" cannot be read \(it is a folder\)/,
   'image-missing.images.yaml': /image-missing\.images\.yaml:1:1: `image` file not found/,
   'image-not-an-image.images.yaml': /image-not-an-image\.images\.yaml:1:1: `image` must be a PNG, JPEG, WebP or AVIF image/,
   'image-parent.images.yaml': /image-parent\.images\.yaml:1:1: `image` (must stay inside the project root|file not found)/,

@@ -127,12 +127,15 @@ function derivedKey(original: CachedImage, transform: Transform): string {
     ...sharpVersions(),
     original: original.record.sha256,
     format: transform.format,
-    quality: transform.format === 'png' || transform.format === 'original' ? undefined : transform.quality,
+    // Quality matters wherever something lossy is encoded: the main file, or the widths of a lossy original.
+    quality: lossy(transform.format === 'original' ? original.record.format : transform.format) ? transform.quality : undefined,
     widths: transform.widths ? [...new Set(transform.widths)].sort((a, b) => a - b) : undefined,
     placeholder: transform.placeholder,
   }
   return createHash('sha256').update(canonicalJSON(inputs)).digest('hex')
 }
+
+const lossy = (format: ImageFormat) => format !== 'png'
 
 function encoder(pipeline: sharp.Sharp, format: ImageFormat, quality: number): sharp.Sharp {
   switch (format) {

@@ -37,7 +37,9 @@ export async function resolveReference(
   if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
     fail(`\`image\` must stay inside the project root; "${image}" leads outside it, and local files outside the project are never sent`)
   }
-  const bytes = await readFile(real)
+  const bytes = await readFile(real).catch((error: NodeJS.ErrnoException) =>
+    fail(`\`image\` must be a file; "${image}" cannot be read (${error.code === 'EISDIR' ? 'it is a folder' : error.code})`),
+  )
   if (!(await readImageInfo(bytes))) fail(`\`image\` must be a PNG, JPEG, WebP or AVIF image ("${image}" is not)`)
   return { path: real, sha256: createHash('sha256').update(bytes).digest('hex') }
 }
