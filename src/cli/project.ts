@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
-import { isAbsolute, join, relative, resolve, sep } from 'node:path'
+import { join, resolve } from 'node:path'
 import { CONFIG_FILE, findProjectRoot } from '../config'
 import { ImageCache } from '../core/cache'
 import { findManifests } from '../core/discover'
-import { keyEntries, type KeyedEntry } from '../core/entries'
-import { ImagegenError, ManifestError } from '../core/errors'
+import { entryLabel, keyEntries, type KeyedEntry } from '../core/entries'
+import { displayPath as showPath, ImagegenError, ManifestError } from '../core/errors'
 import { MANIFEST_PATTERN, parseManifest } from '../core/manifest'
 import { resolveOptions, type Options, type ResolvedOptions } from '../options'
 import { CliError, EXIT, plural, usageError } from './terminal'
@@ -38,8 +38,7 @@ export function openProject(cwd: string, overrides: Options = {}, env: NodeJS.Pr
 
 /** A path as messages show it: relative to the root, with forward slashes. */
 export function displayPath(project: Project, file: string): string {
-  const rel = relative(project.root, file)
-  return (rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? file : rel).split(sep).join('/')
+  return showPath(project.root, file)
 }
 
 /**
@@ -96,7 +95,4 @@ export async function readEntries(project: Project, files: readonly string[]): P
 }
 
 /** An entry as one line of text: `art.images.yaml:5:3 \`banner\``. */
-export function entryLabel(entry: KeyedEntry): string {
-  const { file, line, column } = entry.location
-  return `${file}:${line}:${column}${entry.name === undefined ? '' : ` \`${entry.name}\``}`
-}
+export { entryLabel }

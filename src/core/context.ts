@@ -1,14 +1,14 @@
 import { readFile } from 'node:fs/promises'
-import { join, relative, sep } from 'node:path'
+import { join } from 'node:path'
 import type { ResolvedOptions } from '../options'
 import { ImageCache, type CachedImage } from './cache'
 import { findManifests } from './discover'
-import { keyEntries, type KeyedEntry } from './entries'
+import { entryLabel, keyEntries, type KeyedEntry } from './entries'
 import { writeDeclaration } from './declaration'
 import { ParsedStore } from './parsed-store'
 import { PACKAGE_VERSION } from './version'
 import { Deriver, type DerivedFile } from './derive'
-import { formatLocation, ImagegenError, ManifestError } from './errors'
+import { displayPath, formatLocation, ImagegenError, ManifestError } from './errors'
 import { parseManifest, type Manifest } from './manifest'
 import { Code, collectionModule, ModuleImports, singleImageModule, type ImageModuleValue } from './module-code'
 import { BudgetError, GenerationError, planImages, Scheduler, type PlannedImage } from './scheduler'
@@ -207,8 +207,7 @@ export class ImagegenContext {
   }
 
   displayPath(file: string): string {
-    const rel = relative(this.options.root, file)
-    return (rel.startsWith('..') ? file : rel).split(sep).join('/')
+    return displayPath(this.options.root, file)
   }
 
   private async readManifest(file: string): Promise<{ manifest: Manifest; entries: KeyedEntry[]; dependencies: string[] }> {
@@ -248,18 +247,14 @@ export class ImagegenContext {
       for (const entry of image.entries) this.missing.set(`${formatLocation(entry.location)}`, entry)
     }
     if (this.command === 'serve') {
-      const names = images.flatMap((i) => i.entries.map(describeMissing))
+      const names = images.flatMap((i) => i.entries.map(entryLabel))
       this.hooks.warn(`[imagegen] showing placeholders for ${names.length} missing image${names.length === 1 ? '' : 's'} (${this.options.cannotGenerate}): ${names.join(', ')}`)
     }
   }
 }
 
-function describeMissing(entry: KeyedEntry): string {
-  return `${formatLocation(entry.location)}${entry.name === undefined ? '' : ` \`${entry.name}\``}`
-}
-
 export function missingImagesError(entries: readonly KeyedEntry[], reason: string): ImagegenError {
-  const lines = entries.map((entry) => `  ${describeMissing(entry)}: ${entry.pixels.prompt.length > 60 ? `${entry.pixels.prompt.slice(0, 57)}…` : entry.pixels.prompt}`)
+  const lines = entries.map((entry) => `  ${entryLabel(entry)}: ${entry.pixels.prompt.length > 60 ? `${entry.pixels.prompt.slice(0, 57)}…` : entry.pixels.prompt}`)
   return new ImagegenError(
     `${entries.length} image${entries.length === 1 ? ' is' : 's are'} not in the cache and cannot be generated: ${reason}.\n` +
       `${lines.join('\n')}\n` +

@@ -1,4 +1,5 @@
 import type { ProviderRequest } from '../providers/types'
+import { formatLocation } from './errors'
 import { keySpec, toRequest, type PixelSpec } from './key'
 import type { Manifest, ManifestEntry } from './manifest'
 import { resolveReference } from './reference'
@@ -29,3 +30,8 @@ export async function keyEntries(
   )
 }
 
+
+/** How messages name an entry: `file:line:col` and, in a collection, its name. */
+export function entryLabel(entry: KeyedEntry): string {
+  return `${formatLocation(entry.location)}${entry.name === undefined ? '' : ` \`${entry.name}\``}`
+}

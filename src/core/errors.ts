@@ -1,3 +1,5 @@
+import { isAbsolute, relative, sep } from 'node:path'
+
 /** Where in a manifest something is, 1-based, as editors show it. */
 export interface SourceLocation {
   file: string
@@ -7,6 +9,12 @@ export interface SourceLocation {
 
 export function formatLocation(loc: SourceLocation): string {
   return `${loc.file}:${loc.line}:${loc.column}`
+}
+
+/** A path as messages show it: relative to the root with forward slashes, or absolute when outside it. */
+export function displayPath(root: string, file: string): string {
+  const rel = relative(root, file)
+  return (rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? file : rel).split(sep).join('/')
 }
 
 /** Every error the plugin raises on purpose; its message is ready for a user. */

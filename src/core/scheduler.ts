@@ -142,7 +142,7 @@ export class Scheduler {
   }
 
   private async generateOne(image: PlannedImage): Promise<CachedImage> {
-    const { provider, cache, signal } = this.options
+    const { cache, signal } = this.options
     const emit = this.options.onEvent ?? (() => {})
     signal?.throwIfAborted()
     const started = performance.now()
