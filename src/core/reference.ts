@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { readFile, realpath } from 'node:fs/promises'
 import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import { ManifestError, type SourceLocation } from './errors'
-import { readImageInfo } from './image-info'
+import { sniffImageType, SNIFF_LENGTH } from './sniff'
 
 export interface Reference {
   /** Real absolute path, inside the project root. */
@@ -40,6 +40,7 @@ export async function resolveReference(
   const bytes = await readFile(real).catch((error: NodeJS.ErrnoException) =>
     fail(`\`image\` must be a file; "${image}" cannot be read (${error.code === 'EISDIR' ? 'it is a folder' : error.code})`),
   )
-  if (!(await readImageInfo(bytes))) fail(`\`image\` must be a PNG, JPEG, WebP or AVIF image ("${image}" is not)`)
+  // the first bytes say what it is: no image is decoded (nor sharp loaded) to check a reference
+  if (!sniffImageType(bytes.subarray(0, SNIFF_LENGTH))) fail(`\`image\` must be a PNG, JPEG, WebP or AVIF image ("${image}" is not)`)
   return { path: real, sha256: createHash('sha256').update(bytes).digest('hex') }
 }

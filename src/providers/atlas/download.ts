@@ -13,7 +13,7 @@ import { USER_AGENT } from './http'
 import type { AdaptiveLimiter } from './limiter'
 import type { Output } from './protocol'
 import { readRetryAfter, withRetries, type Attempt, type RetryPolicy } from './retry'
-import { describeBytes, sniffImageType, SNIFF_LENGTH } from './sniff'
+import { describeBytes, sniffImageType, SNIFF_LENGTH } from '../../core/sniff'
 
 /** No image of ours comes near this; more means something is wrong, not a bigger picture. */
 export const MAX_OUTPUT_BYTES = 50 * 1024 * 1024

@@ -12,7 +12,7 @@ import { callApi, type ApiClient } from './http'
 import type { AdaptiveLimiter } from './limiter'
 import { readUploadURL, UPLOAD_PATH } from './protocol'
 import { withRetries, type RetryPolicy } from './retry'
-import { sniffImageType, SNIFF_LENGTH } from './sniff'
+import { sniffImageType, SNIFF_LENGTH } from '../../core/sniff'
 
 export interface UploadSettings {
   retry: RetryPolicy
