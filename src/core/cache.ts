@@ -3,6 +3,7 @@ import { createReadStream, readFileSync, statSync } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { commitFile, tempPathFor, writeFileAtomic } from './atomic'
+import { listCache } from './cache-files'
 import { CONTENT_TYPES, EXTENSIONS, type ImageInfo } from './image-info'
 import { processAlive } from './lock'
 import type { UploadMemo, UploadRecord } from '../providers/types'
@@ -176,16 +177,11 @@ export class ImageCache {
     }
   }
 
-  /** Keys of every complete record (for status, prune and verify). */
+  /** Keys of every record in the images folder (temp files and other names left out). */
   async keys(): Promise<string[]> {
-    try {
-      return (await readdir(this.imagesDir))
-        .filter((name) => /^[0-9a-f]{64}\.json$/.test(name))
-        .map((name) => name.slice(0, 64))
-    } catch {
-      return []
-    }
+    return (await listCache(this.imagesDir))?.records ?? []
   }
+
 
   recordPath(key: string): string {
     return join(this.imagesDir, `${key}.json`)

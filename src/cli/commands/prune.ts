@@ -1,6 +1,6 @@
 import { rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { listCache, readRecord } from '../cache-files'
+import { listCache, readRecord } from '../../core/cache-files'
 import { manifestFiles, openProject, readEntries, displayPath } from '../project'
 import { clip, CliError, EXIT, formatBytes, plural, table, type ExitCode } from '../terminal'
 import type { CommandContext } from './context'

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import pLimit from 'p-limit'
 import { hashFile } from '../../core/cache'
-import { listCache, readRecord } from '../cache-files'
+import { listCache, readRecord } from '../../core/cache-files'
 import { displayPath, openProject } from '../project'
 import { EXIT, plural, table, type ExitCode } from '../terminal'
 import type { CommandContext } from './context'

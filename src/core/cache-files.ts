@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { RECORD_VERSION, type CacheRecord } from '../core/cache'
-import { EXTENSIONS } from '../core/image-info'
+import { RECORD_VERSION, type CacheRecord } from './cache'
+import { EXTENSIONS } from './image-info'
 
 const RECORD_NAME = /^([0-9a-f]{64})\.json$/
 const IMAGE_NAME = new RegExp(`^([0-9a-f]{64})\\.(${Object.values(EXTENSIONS).join('|')})$`)
