@@ -1,8 +1,8 @@
 import { hostname } from 'node:os'
 import { link, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { tempPathFor } from './atomic'
+import { sleep } from './sleep'
 
 interface LockOwner {
   pid: number
@@ -61,7 +61,7 @@ export async function acquireLock(dir: string, key: string, options: LockOptions
       }
       continue
     }
-    await sleep(intervalMs, undefined, { signal })
+    await sleep(intervalMs, signal)
   }
 }
 

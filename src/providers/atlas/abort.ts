@@ -1,4 +1,4 @@
-/** Waiting that ends the moment the job is aborted. */
+/** A request that ends the moment the job is aborted, or when its own timer runs out. */
 
 /** Thrown by `withTimeout` when its own timer, not the caller's signal, ended the work. */
 export class RequestTimeoutError extends Error {
@@ -8,21 +8,6 @@ export class RequestTimeoutError extends Error {
   }
 }
 
-/** Resolves after `ms`; rejects with `signal.reason` as soon as `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(signal.reason)
-    }
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve()
-    }, Math.max(0, ms))
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-}
 
 /**
  * Runs `work` with a signal that aborts when `signal` does or after `ms`. Rejects with

@@ -4,7 +4,7 @@
  * holds the order of steps and the rules for paying once.
  */
 import { ProviderError, type GenerationJob, type GenerationResult, type Provider } from '../types'
-import { sleep } from './abort'
+import { sleep } from '../../core/sleep'
 import { MAX_OUTPUT_BYTES, OutputExpiredError, saveOutput } from './download'
 import { adviseInstead, predictionFailed, redact, seconds, type ErrorContext } from './errors'
 import { callApi, type ApiAnswer, type ApiClient } from './http'

@@ -4,7 +4,7 @@
  * sent again (only when the service proves it was not handled).
  */
 import type { ProviderError } from '../types'
-import { sleep } from './abort'
+import { sleep } from '../../core/sleep'
 import { isRecord } from './protocol'
 
 export interface RetryPolicy {
