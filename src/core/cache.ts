@@ -5,8 +5,7 @@ import { join } from 'node:path'
 import { commitFile, tempPathFor, writeFileAtomic } from './atomic'
 import { listCache } from './cache-files'
 import { CONTENT_TYPES, EXTENSIONS, type ImageInfo } from './image-info'
-import { processAlive } from './lock'
-import type { UploadMemo, UploadRecord } from '../providers/types'
+import type { ResumeState, UploadMemo, UploadRecord } from '../providers/types'
 import type { PixelSpec } from './key'
 
 export const RECORD_VERSION = 1
@@ -43,8 +42,9 @@ export interface CachedImage {
 export interface PendingPrediction {
   key: string
   provider: string
-  predictionId: string
   submittedAt: string
+  /** The provider's own resume state (opaque here but for `id`). */
+  state: ResumeState
 }
 
 /** A temp file of `tempPathFor`: `.<name>.<pid>.<hex>.tmp`. */
@@ -83,16 +83,12 @@ export class ImageCache {
     this.locksDir = join(dir, 'locks')
   }
 
-  /** A stat and a small JSON read; no image is decoded. */
-  async lookup(key: string): Promise<CachedImage | undefined> {
-    return this.lookupSync(key)
-  }
-
   /**
-   * The same, synchronously: a record is a few hundred bytes, and thousands of small reads
-   * in flight through the thread pool cost several times what reading them in turn does.
+   * A stat and a small JSON read; no image is decoded. Synchronous: a record is a few hundred
+   * bytes, and thousands of small reads in flight through the thread pool cost several times
+   * what reading them in turn does.
    */
-  lookupSync(key: string): CachedImage | undefined {
+  lookup(key: string): CachedImage | undefined {
     let record: CacheRecord
     try {
       record = JSON.parse(readFileSync(this.recordPath(key), 'utf8')) as CacheRecord
@@ -139,12 +135,16 @@ export class ImageCache {
     return { record, path }
   }
 
+  /** The journaled prediction of `key`; undefined when there is none or it is not one of ours. */
   async readPending(key: string): Promise<PendingPrediction | undefined> {
+    let data: Partial<PendingPrediction> | undefined
     try {
-      return JSON.parse(await readFile(this.pendingPath(key), 'utf8')) as PendingPrediction
+      data = JSON.parse(await readFile(this.pendingPath(key), 'utf8')) as Partial<PendingPrediction>
     } catch {
       return undefined
     }
+    const valid = data?.key === key && typeof data.provider === 'string' && typeof data.state?.id === 'string'
+    return valid ? (data as PendingPrediction) : undefined
   }
 
   async writePending(pending: PendingPrediction): Promise<void> {
@@ -224,6 +224,15 @@ async function sweepTemps(dir: string): Promise<void> {
       if (now - touched > STALE_TEMP_MS) await rm(path, { force: true }).catch(() => {})
     }),
   )
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
 
 export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {

@@ -23,6 +23,17 @@ export interface ProviderRequest {
   image?: string
 }
 
+/**
+ * What a provider needs to pick up a prediction that an earlier run paid for. The provider
+ * writes it (through `onSubmitted`) and reads it back (`resume`); the core stores it as JSON
+ * in the journal and reads nothing of it but `id`, which it shows to users.
+ */
+export interface ResumeState {
+  /** The prediction's id at the service. */
+  id: string
+  [field: string]: unknown
+}
+
 export interface GenerationJob {
   /** The spec's content key (for logs and journals; never sent). */
   key: string
@@ -31,17 +42,18 @@ export interface GenerationJob {
   /** Absolute path the image bytes must be written to (a temp file the cache renames later). */
   destination: string
   /** A prediction already submitted (and paid for) by an earlier run: poll it, do not submit. */
-  resumePredictionId?: string
-  /**
-   * When that prediction was submitted (ISO date, from the journal). A provider whose outputs
-   * expire uses it to tell a prediction worth polling from one to submit afresh.
-   */
-  resumeSubmittedAt?: string
+  resume?: ResumeState
   /**
    * Called once a prediction is accepted (so billed), before the first poll; again with the
-   * new id if the provider has to submit afresh (the old prediction was gone).
+   * new state if the provider has to submit afresh (the old prediction was gone). The core
+   * journals it before this resolves.
    */
-  onSubmitted?: (predictionId: string) => Promise<void> | void
+  onSubmitted?: (state: ResumeState) => Promise<void> | void
+  /**
+   * The service refused a request with 429; `sentAt` is when that request was sent
+   * (`performance.now()`). The scheduler then runs fewer predictions at once for a while.
+   */
+  onRateLimited?: (sentAt: number) => void
   /** Where the provider remembers uploaded reference images across runs (kept in the cache). */
   uploads?: UploadMemo
 }
@@ -68,25 +80,4 @@ export interface GenerationResult {
   completedAt?: string
   /** Seconds the service says it spent. */
   predictTime?: number
-}
-
-/** A failure the provider reports for one image (the prediction failed, was refused, …). */
-export class ProviderError extends Error {
-  override readonly name = 'ProviderError'
-  constructor(
-    message: string,
-    readonly details: {
-      predictionId?: string
-      status?: number
-      retryable?: boolean
-      /**
-       * The prediction ended and will never deliver an image (it failed, is gone, or its output
-       * is unusable): its journal entry is useless and the next run submits afresh. Any other
-       * error keeps the journal, so what was paid for is resumed, not paid again.
-       */
-      predictionOver?: boolean
-    } = {},
-  ) {
-    super(message)
-  }
 }

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, beforeEach, expect } from 'vitest'
 import { ImageCache } from '../../src/core/cache'
 import { keyEntries, type KeyedEntry } from '../../src/core/entries'
 import { parseManifest } from '../../src/core/manifest'
-import { planImages, Scheduler, type GenerateEvent } from '../../src/core/scheduler'
+import { planImages } from '../../src/core/plan'
+import { Scheduler, type GenerateEvent } from '../../src/core/scheduler'
 import { createAtlasProvider, type AtlasProviderOptions } from '../../src/providers/atlas/provider'
 import { ProviderError, type GenerationJob, type Provider, type ProviderRequest } from '../../src/providers/types'
 import { startAtlasServer, type AtlasServer } from '../atlas-server'
@@ -63,21 +64,20 @@ export const names = (n: number, prefix = 'image') => Array.from({ length: n }, 
 export function build(
   dir: string,
   provider: Provider,
-  options: { concurrency?: number; maxNewImages?: number; signal?: AbortSignal; events?: GenerateEvent[]; onEvent?: (event: GenerateEvent) => void } = {},
+  options: { concurrency?: number; signal?: AbortSignal; events?: GenerateEvent[]; onEvent?: (event: GenerateEvent) => void } = {},
 ) {
   const cache = new ImageCache(join(dir, '.imagegen'))
   const scheduler = new Scheduler({
     provider,
     cache,
     concurrency: options.concurrency ?? 4,
-    maxNewImages: options.maxNewImages ?? 100,
     signal: options.signal,
     onEvent: (e) => {
       options.events?.push(e)
       options.onEvent?.(e)
     },
   })
-  return { cache, scheduler, run: async (entries: KeyedEntry[]) => scheduler.generate((await planImages(entries, cache)).missing) }
+  return { cache, scheduler, run: async (entries: KeyedEntry[]) => scheduler.generate(planImages(entries, cache).missing) }
 }
 
 /**
