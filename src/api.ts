@@ -1,12 +1,15 @@
-// The core API, for tools that drive generation without a bundler (the CLI, scripts).
-export { ImageCache, type CacheRecord, type CachedImage, type PendingPrediction } from './core/cache'
-export { keyEntries, type KeyedEntry } from './core/entries'
-export { ImagegenError, ManifestError, type ManifestProblem, type SourceLocation } from './core/errors'
-export { deriveSeed, keySpec, KEY_SCHEMA_VERSION, type PixelSpec } from './core/key'
-export { loadManifest, MANIFEST_PATTERN, parseManifest, type Manifest, type ManifestEntry } from './core/manifest'
-export { BudgetError, GenerationError, planImages, Scheduler, type GenerateEvent, type Plan, type PlannedImage } from './core/scheduler'
-export type { ImageFields, ImageSpec } from './core/schema'
-export { createAtlasProvider, type AtlasProviderOptions } from './providers/atlas/provider'
-export { createPlaceholderProvider } from './providers/placeholder'
-export { ProviderError, type GenerationJob, type GenerationResult, type Provider, type ProviderRequest } from './providers/types'
-export { writeFileAtomic } from './core/atomic'
+import { Project } from './core/project'
+import { resolveOptions, type Options } from './options'
+
+/**
+ * The pipeline the plugin and the CLI share, for scripts: `root` and the options are settled as
+ * the plugin settles them (`imagegen.config.json`, the environment), searching for the root from
+ * `from` (default: the current folder). `project.findManifests()`, `project.readAll(files)` and
+ * `project.plan(entries)` then tell what is cached and what is missing, without a bundler.
+ * Throws an `ImagegenError` (code `OPTIONS`) for bad options.
+ */
+export function openProject(options: Options = {}, where: { from?: string; env?: NodeJS.ProcessEnv } = {}): Project {
+  return new Project(resolveOptions(options, where))
+}
+
+export type { Project, ReadManifest } from './core/project'

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { createUnplugin, type UnpluginFactory } from 'unplugin'
 import { ASSET_FILE, emittedAssetUrl, importedAssetUrl } from './asset-url'
 import { ImagegenContext } from './core/context'
+import { PREFIX } from './core/errors'
 import { MANIFEST_PATTERN } from './core/manifest'
 import { devServerUrl, reloadFile, serveCache } from './dev-server'
 import { resolveOptions, type Options } from './options'
@@ -14,12 +15,14 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
   let base = '/'
   let devServer: { reload(file: string): Promise<void> } | undefined
   let log = { info: (message: string) => console.log(message), warn: (message: string) => console.warn(message) }
-  const context = (root?: string) =>
-    (ctx ??= new ImagegenContext(resolveOptions(options, { root }), { info: (m) => log.info(m), warn: (m) => log.warn(m) }))
+  /** Made once, from the bundler's root (the project root is searched from there). */
+  const context = (bundlerRoot?: string) =>
+    (ctx ??= new ImagegenContext(resolveOptions(options, { from: bundlerRoot }), { info: (m) => log.info(m), warn: (m) => log.warn(`${PREFIX} ${m}`) }))
   const emits = meta.framework === 'vite' || meta.framework === 'rollup' || meta.framework === 'rolldown'
   /** Files a manifest module may import: only these are handed to the bundler's asset handling. */
   const isImageAsset = (path: string) =>
-    ASSET_FILE.test(path) && (path.startsWith(context().cache.imagesDir) || path.startsWith(context().options.derivedCacheDir))
+    ASSET_FILE.test(path) && (path.startsWith(context().project.cache.imagesDir) || path.startsWith(context().options.derivedCacheDir))
+  const assetRule = { test: isImageAsset, type: 'asset/resource' } as const
 
   return {
     name: PLUGIN_NAME,
@@ -33,14 +36,15 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
       filter: { id: MANIFEST_PATTERN },
       async handler(id) {
         const c = context()
+        if (!c.project.isManifest(id)) return undefined
         // Only a Vite dev server can reload the module when images arrive; elsewhere they are waited for.
-        const loaded = await c.load(id, { background: command === 'serve' && meta.framework === 'vite' })
+        const devServing = command === 'serve' && meta.framework === 'vite'
+        const loaded = await c.load(id, { background: devServing })
         for (const file of loaded.dependencies) this.addWatchFile(file)
-        const urlFor = command === 'serve' && meta.framework === 'vite' ? devServerUrl(base) : emits ? emittedAssetUrl(this) : importedAssetUrl
         void loaded.generating
           ?.then((arrived) => (arrived ? devServer?.reload(id) : undefined))
-          .catch((error: Error) => log.warn(`[imagegen] could not reload ${c.displayPath(id)}: ${error.message}`))
-        return c.moduleCode(loaded, urlFor)
+          .catch((error: Error) => log.warn(`${PREFIX} could not reload ${c.project.display(id)}: ${error.message}`))
+        return c.moduleCode(loaded, devServing ? devServerUrl(base) : emits ? emittedAssetUrl(this) : importedAssetUrl)
       },
     },
     buildEnd() {
@@ -57,17 +61,17 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
         devServer = { reload: (file) => reloadFile(server, file) }
         // A closing dev server stops its background predictions; paid ones stay journaled.
         server.httpServer?.once('close', () => context().abort())
-        server.middlewares.use(serveCache(() => [context().options.derivedCacheDir, context().cache.imagesDir]))
+        server.middlewares.use(serveCache(() => [context().options.derivedCacheDir, context().project.cache.imagesDir]))
       },
     },
     webpack(compiler) {
       context(compiler.context)
-      compiler.options.module.rules.push({ test: isImageAsset, type: 'asset/resource' })
+      compiler.options.module.rules.push(assetRule)
       compiler.hooks.watchRun.tap(PLUGIN_NAME, () => void (command = 'serve'))
     },
     rspack(compiler) {
       context(compiler.context)
-      compiler.options.module.rules.push({ test: isImageAsset, type: 'asset/resource' })
+      compiler.options.module.rules.push(assetRule)
       compiler.hooks.watchRun.tap(PLUGIN_NAME, () => void (command = 'serve'))
     },
     esbuild: {
@@ -87,6 +91,17 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
 
 export const unplugin = /* #__PURE__ */ createUnplugin(unpluginFactory)
 export default unplugin
+
+// The small documented API (see the README's "API" section); nothing else is public.
 export type { Options } from './options'
 export type { GeneratedImage } from './core/module-code'
-export * from './api'
+export type { ImageSpec } from './core/schema'
+export type { Manifest, ManifestEntry } from './core/manifest'
+export type { ErrorCode, SourceLocation } from './core/errors'
+export type { GenerationJob, GenerationResult, Provider, ProviderRequest, ResumeState, UploadMemo, UploadRecord } from './providers/types'
+export { ImagegenError, ManifestError, ProviderError } from './core/errors'
+export { parseManifest } from './core/manifest'
+export { keySpec } from './core/key'
+export { openProject, type Project, type ReadManifest } from './api'
+export { createAtlasProvider } from './providers/atlas'
+export { createPlaceholderProvider } from './providers/placeholder'

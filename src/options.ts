@@ -1,20 +1,28 @@
-import { isAbsolute, resolve } from 'node:path'
+/**
+ * The options, in one place: one zod schema for the plugin's options, from which the schema of
+ * `imagegen.config.json` is derived and against which CLI flags are checked; the environment is
+ * read here and nowhere else; the project root is found here for the plugin and the CLI alike.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import type { FilterPattern } from 'unplugin'
 import { z } from 'zod'
-import { CONFIG_FILE, readConfigFile } from './config'
+import { didYouMean } from './core/did-you-mean'
 import { ImagegenError } from './core/errors'
-import { createAtlasProvider } from './providers/atlas/provider'
+import { createAtlasProvider } from './providers/atlas'
 import { createPlaceholderProvider } from './providers/placeholder'
 import type { Provider } from './providers/types'
 
 export interface Options {
   /**
-   * The project root: the cache folder and the paths in messages are relative to it,
-   * and reference images must lie inside it.
-   * @default the bundler's root (Vite's `root`), else `process.cwd()`
+   * The project root: the cache folder and the paths in messages are relative to it, and
+   * reference images must lie inside it.
+   * @default the folder holding `imagegen.config.json`, else the nearest folder at or above the
+   * bundler's root (the CLI: the current folder) with a `package.json` or `.git`
    */
   root?: string
   /**
-   * Where generated images and their records are kept. Commit it.
+   * Where generated images and their records are kept, relative to the root. Commit it.
    * @default '.imagegen'
    */
   cacheDir?: string
@@ -42,12 +50,13 @@ export interface Options {
    */
   mode?: 'auto' | 'offline'
   /**
-   * Predictions that run at once.
+   * Predictions that run at once, at most (fewer for a while when the service answers 429).
    * @default 4
    */
   concurrency?: number
   /**
-   * The most new images one build may generate; more fails before anything is submitted.
+   * The most new images one build (or one dev server, or one CLI run) may generate; more fails
+   * before anything is submitted.
    * @default 25
    */
   maxNewImages?: number
@@ -57,7 +66,7 @@ export interface Options {
    */
   timeoutMs?: number
   /**
-   * The wait before an Atlas prediction's first poll, in milliseconds; it then grows ×1.5 up to 5 s.
+   * The wait before a prediction's first poll, in milliseconds; it then grows ×1.5 up to `maxPollIntervalMs`.
    * @default 1000
    */
   pollIntervalMs?: number
@@ -83,88 +92,204 @@ export interface Options {
    * @default 'node_modules/.cache/unplugin-imagegen'
    */
   derivedCacheDir?: string
+  /**
+   * Manifests the plugin handles and the CLI finds, among the `*.images.yaml` files: globs
+   * (relative to the root) or regular expressions over absolute paths.
+   * @default every manifest
+   */
+  include?: FilterPattern
+  /**
+   * Manifests left alone, as for `include`.
+   * @default none
+   */
+  exclude?: FilterPattern
 }
+
+export const CONFIG_FILE = 'imagegen.config.json'
+
+/** `must be a whole number from 1 to 64 (got 0)`: the same words for options, the config file and flags. */
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const rule = `must be a whole number ${max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`}`
+  return z.int({ error: (issue) => `${rule} (got ${JSON.stringify(issue.input)})` }).min(min, rule).max(max, rule)
+}
+const pattern = z.union([z.string(), z.instanceof(RegExp), z.array(z.union([z.string(), z.instanceof(RegExp)]))])
+const provider = z.custom<Provider>(
+  (v) => typeof v === 'object' && v !== null && typeof (v as Provider).generate === 'function' && typeof (v as Provider).name === 'string',
+  { error: "must be 'atlas', 'placeholder' or an object with `name` and `generate()`" },
+)
 
 const optionsSchema = z.strictObject({
   root: z.string().min(1).optional(),
   cacheDir: z.string().min(1).optional(),
   apiKey: z.string().optional(),
   baseURL: z.url({ protocol: /^https?$/ }).optional(),
-  provider: z
-    .union([
-      z.enum(['atlas', 'placeholder']),
-      z.custom<Provider>((v) => typeof v === 'object' && v !== null && typeof (v as Provider).generate === 'function' && typeof (v as Provider).name === 'string', {
-        error: "must be 'atlas', 'placeholder' or an object with `name` and `generate()`",
-      }),
-    ])
-    .optional(),
+  provider: z.union([z.enum(['atlas', 'placeholder']), provider]).optional(),
   mode: z.enum(['auto', 'offline']).optional(),
-  concurrency: z.int().min(1).max(64).optional(),
-  maxNewImages: z.int().min(0).optional(),
-  timeoutMs: z.int().min(1).optional(),
-  pollIntervalMs: z.int().min(1).optional(),
-  maxPollIntervalMs: z.int().min(1).optional(),
-  requestTimeoutMs: z.int().min(1).optional(),
+  concurrency: wholeNumber(1, 64).optional(),
+  maxNewImages: wholeNumber(0).optional(),
+  timeoutMs: wholeNumber(1).optional(),
+  pollIntervalMs: wholeNumber(1).optional(),
+  maxPollIntervalMs: wholeNumber(1).optional(),
+  requestTimeoutMs: wholeNumber(1).optional(),
   dts: z.boolean().optional(),
   derivedCacheDir: z.string().min(1).optional(),
+  include: pattern.optional(),
+  exclude: pattern.optional(),
 })
+
+/** The config file: the options less the root (the file's folder is the root), the key (the file is committed) and code. */
+const fileSchema = optionsSchema.omit({ root: true, apiKey: true, provider: true }).extend({
+  $schema: z.string().optional(),
+  provider: z.enum(['atlas', 'placeholder'], {
+    error: (issue) => `must be "atlas" or "placeholder" (got ${JSON.stringify(issue.input)}); a custom provider object can only be given in the plugin options`,
+  }).optional(),
+  include: z.union([z.string(), z.array(z.string())]).optional(),
+  exclude: z.union([z.string(), z.array(z.string())]).optional(),
+})
+
+/** What a config file must not hold, and why. */
+const NOT_IN_FILE: Record<string, string> = {
+  apiKey: '`apiKey` must not be in the config file, which is committed: set the ATLASCLOUD_API_KEY environment variable instead',
+  root: '`root` cannot be set in the config file: the folder that holds the file is the root',
+}
 
 export interface ResolvedOptions {
   root: string
+  /** Absolute path of `imagegen.config.json`, when the root has one. */
+  configFile?: string
   cacheDir: string
+  derivedCacheDir: string
   provider: Provider
   /** Why missing images cannot be generated now, or undefined when they can. */
   cannotGenerate?: string
   concurrency: number
   maxNewImages: number
   dts: boolean
-  derivedCacheDir: string
+  include?: FilterPattern
+  exclude?: FilterPattern
 }
 
-/** Validates the options once and settles every default. Never returns or logs the key. */
-export function resolveOptions(options: Options = {}, defaults: { root?: string; env?: NodeJS.ProcessEnv } = {}): ResolvedOptions {
-  const given = validateOptions(options, 'invalid plugin options')
-  const env = defaults.env ?? process.env
-  const root = resolve(given.root ?? defaults.root ?? process.cwd())
-  // The project's imagegen.config.json lies under the options given here, which win field by field.
+/**
+ * Validates the options once and settles every default: the root (see `findProjectRoot`),
+ * then `imagegen.config.json` there under the given options (which win field by field), then
+ * the environment (`ATLASCLOUD_API_KEY`, `ATLASCLOUD_BASE_URL`, `IMAGEGEN_OFFLINE`).
+ * `from` is where the search for the root starts: the bundler's root, or the CLI's folder.
+ * Throws an `ImagegenError` (code `OPTIONS`) naming each bad option. Never returns or logs the key.
+ */
+export function resolveOptions(options: Options = {}, { from, env = process.env }: { from?: string; env?: NodeJS.ProcessEnv } = {}): ResolvedOptions {
+  const given = validate(optionsSchema, options, 'invalid plugin options')
+  const root = given.root ? resolve(given.root) : findProjectRoot(resolve(from ?? process.cwd()))
   const file = readConfigFile(root)
-  const o = file ? { ...validateOptions(file.options, `invalid ${CONFIG_FILE}`), ...withoutUndefined(given) } : given
-  const cacheDir = o.cacheDir && isAbsolute(o.cacheDir) ? o.cacheDir : resolve(root, o.cacheDir ?? '.imagegen')
+  const o = { ...file?.options, ...withoutUndefined(given) }
   const offline = o.mode === 'offline' || (o.mode === undefined && ['1', 'true'].includes(env.IMAGEGEN_OFFLINE ?? ''))
   // A key of spaces (an empty secret in CI, say) is no key: the build then lists what is missing.
   const apiKey = o.apiKey?.trim() || env.ATLASCLOUD_API_KEY?.trim() || undefined
+  const offlineReason = "offline mode is on (`mode: 'offline'` or IMAGEGEN_OFFLINE=1)"
 
-  let provider: Provider
+  let chosen: Provider
   let cannotGenerate: string | undefined
   if (o.provider === 'placeholder') {
-    provider = createPlaceholderProvider()
+    chosen = createPlaceholderProvider()
   } else if (o.provider === undefined || o.provider === 'atlas') {
-    provider = createAtlasProvider({
-      apiKey,
-      baseURL: o.baseURL || env.ATLASCLOUD_BASE_URL || undefined,
-      timeoutMs: o.timeoutMs,
-      pollIntervalMs: o.pollIntervalMs,
-      maxPollIntervalMs: o.maxPollIntervalMs,
-      requestTimeoutMs: o.requestTimeoutMs,
-    })
-    if (offline) cannotGenerate = 'offline mode is on (`mode: \'offline\'` or IMAGEGEN_OFFLINE=1)'
-    else if (!apiKey) cannotGenerate = 'no API key is set (ATLASCLOUD_API_KEY)'
+    const { timeoutMs, pollIntervalMs, maxPollIntervalMs, requestTimeoutMs } = o
+    chosen = createAtlasProvider({ apiKey, baseURL: o.baseURL || env.ATLASCLOUD_BASE_URL?.trim() || undefined, timeoutMs, pollIntervalMs, maxPollIntervalMs, requestTimeoutMs })
+    cannotGenerate = offline ? offlineReason : apiKey ? undefined : 'no API key is set (ATLASCLOUD_API_KEY)'
   } else {
-    provider = o.provider
-    if (offline) cannotGenerate = 'offline mode is on (`mode: \'offline\'` or IMAGEGEN_OFFLINE=1)'
+    chosen = o.provider
+    cannotGenerate = offline ? offlineReason : undefined
   }
-  return { root, cacheDir, provider, cannotGenerate, concurrency: o.concurrency ?? 4, maxNewImages: o.maxNewImages ?? 25, dts: o.dts ?? false,
+  return {
+    root,
+    configFile: file?.path,
+    cacheDir: resolve(root, o.cacheDir ?? '.imagegen'),
     derivedCacheDir: resolve(root, o.derivedCacheDir ?? 'node_modules/.cache/unplugin-imagegen'),
+    provider: chosen,
+    cannotGenerate,
+    concurrency: o.concurrency ?? 4,
+    maxNewImages: o.maxNewImages ?? 25,
+    dts: o.dts ?? false,
+    include: o.include,
+    exclude: o.exclude,
   }
 }
 
-function validateOptions(options: unknown, what: string): z.infer<typeof optionsSchema> {
-  const parsed = optionsSchema.safeParse(options)
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `\`${i.path.join('.') || 'options'}\` ${i.message}`)
-    throw new ImagegenError(`${what}: ${problems.join('; ')}`)
+/**
+ * The project root, searched from `start` upwards: the nearest folder that holds
+ * `imagegen.config.json`, or else the project's edge, the first folder with a `package.json` or
+ * `.git`. So a bundler whose root is a subfolder (Nuxt's `app/`) and `imagegen status` run from
+ * `src/` find the same root and cache. Without either, `start`.
+ */
+export function findProjectRoot(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, CONFIG_FILE)) || existsSync(join(dir, 'package.json')) || existsSync(join(dir, '.git'))) return dir
+    if (dirname(dir) === dir) return start
   }
-  return parsed.data
+}
+
+/**
+ * CLI flags onto the options they stand for (`--max-new` is `maxNewImages`), checked by the
+ * same schema; `values` are parseArgs' strings. Throws a `USAGE` error naming the flag.
+ */
+export function flagOptions(values: Record<string, unknown>, flags: Record<string, keyof Options>): Options {
+  const options: Record<string, unknown> = {}
+  for (const [flag, option] of Object.entries(flags)) {
+    const raw = values[flag]
+    if (raw === undefined) continue
+    const value = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw
+    const checked = optionsSchema.shape[option].safeParse(value)
+    if (!checked.success) {
+      const message = checked.error.issues[0]!.message.replace(/\(got .*\)$/, `(got \`${String(raw)}\`)`)
+      throw new ImagegenError('USAGE', `\`--${flag}\` ${message}`, { hint: '(see `imagegen --help`)' })
+    }
+    options[option] = checked.data
+  }
+  return options as Options
+}
+
+/** Reads `imagegen.config.json` in `root`, or returns undefined when there is none. */
+function readConfigFile(root: string): { path: string; options: z.infer<typeof fileSchema> } | undefined {
+  const path = join(root, CONFIG_FILE)
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new ImagegenError('OPTIONS', `cannot read ${CONFIG_FILE}: ${(error as NodeJS.ErrnoException).code ?? error}`, { id: path })
+  }
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch (error) {
+    throw new ImagegenError('OPTIONS', `${CONFIG_FILE} is not valid JSON: ${(error as Error).message}`, { id: path })
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ImagegenError('OPTIONS', `${CONFIG_FILE} must hold a JSON object of options, like { "maxNewImages": 50 }`, { id: path })
+  }
+  const refused = Object.keys(data).flatMap((key) => NOT_IN_FILE[key] ?? [])
+  const rest = Object.fromEntries(Object.entries(data).filter(([key]) => !NOT_IN_FILE[key]))
+  const parsed = fileSchema.safeParse(rest)
+  const problems = [...refused, ...(parsed.success ? [] : describeIssues(parsed.error, fileSchema))]
+  if (problems.length > 0) throw new ImagegenError('OPTIONS', `${refused.length ? '' : 'invalid '}${CONFIG_FILE}: ${problems.join('; ')}`, { id: path })
+  return { path, options: parsed.data! }
+}
+
+function validate<T extends z.ZodObject>(schema: T, value: unknown, what: string): z.infer<T> {
+  const parsed = schema.safeParse(value)
+  if (parsed.success) return parsed.data
+  throw new ImagegenError('OPTIONS', `${what}: ${describeIssues(parsed.error, schema).join('; ')}`)
+}
+
+/** zod's issues in our words: the option's name in backticks, a did-you-mean for unknown ones. */
+function describeIssues(error: z.ZodError, schema: z.ZodObject): string[] {
+  const known = Object.keys(schema.shape).filter((key) => key !== '$schema')
+  return error.issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => {
+          const guess = didYouMean(key, known)
+          return `unknown option \`${key}\`: ${guess ? `did you mean \`${guess}\`?` : `known options: ${known.join(', ')}`}`
+        })
+      : [`\`${issue.path.join('.') || 'options'}\` ${issue.message}`],
+  )
 }
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {

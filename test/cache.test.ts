@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { ImageCache } from '../src/core/cache'
 import { keySpec } from '../src/core/key'
 import { parseManifest } from '../src/core/manifest'
+import { bundleScript } from './helpers/child-script'
 import { listFiles, tempDir } from './helpers/temp'
 
 const pixels = keySpec(parseManifest('prompt: a cat\nwidth: 64\nheight: 64\n', 'a.images.yaml').entries[0]!.spec, 'placeholder')
@@ -67,8 +68,12 @@ describe('the image cache', () => {
 
   it('journals pending predictions', async () => {
     const cache = new ImageCache(tempDir())
-    await cache.writePending({ key: pixels.key, provider: 'atlas', predictionId: 'pred_9', submittedAt: 'now' })
-    expect(await cache.readPending(pixels.key)).toMatchObject({ predictionId: 'pred_9' })
+    await cache.writePending({ key: pixels.key, provider: 'atlas', submittedAt: 'now', state: { id: 'pred_9', anything: [1] } })
+    expect(await cache.readPending(pixels.key)).toEqual({ key: pixels.key, provider: 'atlas', submittedAt: 'now', state: { id: 'pred_9', anything: [1] } })
+    // a journal of another key, or without an id, is not one to resume
+    await cache.writePending({ key: 'f'.repeat(64), provider: 'atlas', submittedAt: 'now', state: { id: 'pred_8' } })
+    await cache.writePending({ key: pixels.key, provider: 'atlas', submittedAt: 'now', state: {} as never })
+    expect(await cache.readPending(pixels.key)).toBeUndefined()
     await cache.clearPending(pixels.key)
     expect(await cache.readPending(pixels.key)).toBeUndefined()
   })
@@ -77,7 +82,7 @@ describe('the image cache', () => {
     const dir = tempDir()
     // A child process writes the image through the real cache, then blocks before committing.
     const script = `
-      import { ImageCache } from ${JSON.stringify(join(import.meta.dirname, '../dist/index.js'))}
+      import { ImageCache } from '../src/core/cache'
       import { open } from 'node:fs/promises'
       const cache = new ImageCache(${JSON.stringify(dir)})
       const temp = await cache.tempFile(${JSON.stringify(pixels.key)})
@@ -86,7 +91,7 @@ describe('the image cache', () => {
       console.log('half')
       setInterval(() => handle.write(Buffer.alloc(4096, 1)), 5)
     `
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [await bundleScript(script, 'cache-half-written')], { stdio: ['ignore', 'pipe', 'inherit'] })
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
     child.kill('SIGKILL')
     await new Promise((resolve) => child.once('exit', resolve))
@@ -105,11 +110,11 @@ describe('the image cache', () => {
     const before = readFileSync(cache.recordPath(pixels.key), 'utf8')
     // Kill a process in the middle of rewriting the record through writeFileAtomic.
     const script = `
-      import { writeFileAtomic } from ${JSON.stringify(join(import.meta.dirname, '../dist/index.js'))}
+      import { writeFileAtomic } from '../src/core/atomic'
       console.log('go')
       await writeFileAtomic(${JSON.stringify(cache.recordPath(pixels.key))}, Buffer.alloc(256 * 1024 * 1024, 32))
     `
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [await bundleScript(script, 'cache-record-rewrite')], { stdio: ['ignore', 'pipe', 'inherit'] })
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
     child.kill('SIGKILL')
     await new Promise((resolve) => child.once('exit', resolve))

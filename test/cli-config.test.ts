@@ -1,8 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { CONFIG_FILE, findProjectRoot } from '../src/config'
-import { resolveOptions } from '../src/options'
+import { CONFIG_FILE, findProjectRoot, resolveOptions } from '../src/options'
 import { tempDir } from './helpers/temp'
 
 function withConfig(config: unknown): string {
@@ -23,21 +22,21 @@ describe('imagegen.config.json under the plugin options', () => {
 
   it('is read from the root the options name', () => {
     const root = withConfig({ maxNewImages: 3 })
-    expect(resolveOptions({ root }, { root: '/elsewhere', env: {} }).maxNewImages).toBe(3)
-    expect(resolveOptions({}, { root: tempDir(), env: {} }).maxNewImages).toBe(25)
+    expect(resolveOptions({ root }, { from: '/elsewhere', env: {} }).maxNewImages).toBe(3)
+    expect(resolveOptions({}, { from: tempDir(), env: {} }).maxNewImages).toBe(25)
   })
 
   it('refuses an API key, a root and unknown options, with the file named', () => {
-    expect(() => resolveOptions({}, { root: withConfig({ apiKey: 'sk-secret-123' }), env: {} })).toThrow(
-      '[imagegen] imagegen.config.json: `apiKey` must not be in the config file, which is committed: set the ATLASCLOUD_API_KEY environment variable instead',
+    expect(() => resolveOptions({}, { from: withConfig({ apiKey: 'sk-secret-123' }), env: {} })).toThrow(
+      'imagegen.config.json: `apiKey` must not be in the config file, which is committed: set the ATLASCLOUD_API_KEY environment variable instead',
     )
-    expect(() => resolveOptions({}, { root: withConfig({ apiKey: 'sk-secret-123' }), env: {} })).not.toThrow(/sk-secret/)
-    expect(() => resolveOptions({}, { root: withConfig({ root: '..' }), env: {} })).toThrow('`root` cannot be set in the config file')
-    expect(() => resolveOptions({}, { root: withConfig({ maxNewImage: 3 }), env: {} })).toThrow('unknown option `maxNewImage`: did you mean `maxNewImages`?')
-    expect(() => resolveOptions({}, { root: withConfig({ provider: { name: 'x' } }), env: {} })).toThrow('`provider` must be "atlas" or "placeholder"')
-    expect(() => resolveOptions({}, { root: withConfig({ concurrency: 0 }), env: {} })).toThrow('[imagegen] invalid imagegen.config.json: `concurrency`')
-    expect(() => resolveOptions({}, { root: withConfig('{ "mode": '), env: {} })).toThrow('[imagegen] imagegen.config.json is not valid JSON')
-    expect(() => resolveOptions({}, { root: withConfig([1]), env: {} })).toThrow('must hold a JSON object of options')
+    expect(() => resolveOptions({}, { from: withConfig({ apiKey: 'sk-secret-123' }), env: {} })).not.toThrow(/sk-secret/)
+    expect(() => resolveOptions({}, { from: withConfig({ from: '..' }), env: {} })).toThrow('`root` cannot be set in the config file')
+    expect(() => resolveOptions({}, { from: withConfig({ maxNewImage: 3 }), env: {} })).toThrow('unknown option `maxNewImage`: did you mean `maxNewImages`?')
+    expect(() => resolveOptions({}, { from: withConfig({ provider: { name: 'x' } }), env: {} })).toThrow('`provider` must be "atlas" or "placeholder"')
+    expect(() => resolveOptions({}, { from: withConfig({ concurrency: 0 }), env: {} })).toThrow('invalid imagegen.config.json: `concurrency`')
+    expect(() => resolveOptions({}, { from: withConfig('{ "mode": '), env: {} })).toThrow('imagegen.config.json is not valid JSON')
+    expect(() => resolveOptions({}, { from: withConfig([1]), env: {} })).toThrow('must hold a JSON object of options')
   })
 })
 

@@ -1,15 +1,19 @@
 /**
- * The built `imagegen` CLI (dist/cli.js), run as a child process in temp projects against
- * the loopback Atlas server. `npm test` builds it first; alone, run `npx tsup` before.
+ * The `imagegen` CLI in temp projects against the loopback Atlas server: `run(argv, io)` in this
+ * process for what a command prints and returns, and the built `dist/cli.js` as a child process
+ * where only a real process can tell (signals, exit codes, a pipe). `npm test` builds it first;
+ * alone, run `npx tsup` before.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startAtlasServer, type AtlasServer } from './atlas-server'
 import { filesContaining, listFiles, tempDir } from './helpers/temp'
 import { viteBuild, viteProject } from './helpers/vite-project'
+import { run as runCli } from '../src/cli/run'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 const API_KEY = 'sk-imagegen-cli-5e0b93c1'
@@ -66,8 +70,18 @@ function start(cwd: string, args: string[], env: NodeJS.ProcessEnv = cliEnv()): 
   return { child, output, done }
 }
 
-/** Runs the CLI to its end. Asynchronous on purpose: the test server lives in this process. */
-const cli = (cwd: string, args: string[], env?: NodeJS.ProcessEnv) => start(cwd, args, env).done
+/** Runs a command in this process, as `imagegen` would in `cwd`; stdout and stderr as the process would print them. */
+async function cli(cwd: string, args: string[], env: NodeJS.ProcessEnv = cliEnv()): Promise<Run> {
+  const output = { stdout: '', stderr: '' }
+  const stderr = Object.assign(new PassThrough(), { isTTY: false, columns: 80 })
+  const code = await runCli(args, {
+    cwd,
+    env,
+    terminal: { out: (line) => void (output.stdout += `${line}\n`), err: (line) => void (output.stderr += `${line}\n`), stderr, interactive: false },
+  })
+  transcript.push(output.stdout, output.stderr)
+  return { code, signal: null, ...output }
+}
 
 const CONFIG = { pollIntervalMs: 10 }
 
@@ -102,11 +116,15 @@ describe('imagegen --help, --version and usage errors', () => {
     const generateHelp = await cli(dir, ['generate', '--help'])
     expect(generateHelp.code).toBe(0)
     for (const flag of ['--dry-run', '--json', '--concurrency N', '--max-new N']) expect(generateHelp.stdout).toContain(flag)
-    const bare = await cli(dir, [])
+    // the built executable: its exit codes and streams as a shell sees them
+    const bare = await start(dir, []).done
     expect([bare.code, bare.stdout]).toEqual([2, ''])
     expect(bare.stderr).toContain('imagegen generate [paths…]')
-    const version = await cli(dir, ['--version'])
+    const version = await start(dir, ['--version']).done
     expect([version.code, version.stdout.trim()]).toEqual([0, VERSION])
+    const typo = await start(dir, ['stauts']).done
+    expect([typo.code, typo.stdout]).toEqual([2, ''])
+    expect(typo.stderr).toBe('[imagegen] unknown command `stauts`: did you mean `status`? (see `imagegen --help`)\n')
   })
 
   it('exits 2 with an `[imagegen]` message on stderr for unknown commands, flags and bad values', async () => {
@@ -246,7 +264,7 @@ describe('imagegen generate', () => {
     const dir = site()
     const noKey = await cli(dir, ['generate'], cliEnv({ ATLASCLOUD_API_KEY: undefined }))
     expect(noKey.code).toBe(1)
-    expect(noKey.stderr).toContain('[imagegen] 4 images are missing and cannot be generated: no API key is set (ATLASCLOUD_API_KEY). Nothing was submitted.')
+    expect(noKey.stderr).toContain('[imagegen] 4 images are not in the cache and cannot be generated: no API key is set (ATLASCLOUD_API_KEY). Nothing was submitted.')
     expect(noKey.stderr).toContain('  src/art.images.yaml:5:3 `banner`')
     const offline = await cli(dir, ['generate'], cliEnv({ IMAGEGEN_OFFLINE: '1' }))
     expect(offline.code).toBe(1)

@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { didYouMean } from '../core/did-you-mean'
+import type { Options } from '../options'
 import { usageError } from './terminal'
 
 export const COMMANDS = ['generate', 'status', 'prune', 'verify'] as const
@@ -8,6 +9,9 @@ export type CommandName = (typeof COMMANDS)[number]
 type Flags = NonNullable<ParseArgsConfig['options']>
 
 const HELP_FLAG: Flags = { help: { type: 'boolean', short: 'h' } }
+
+/** Flags that set an option, by the option they set (checked by the options' own schema). */
+export const OPTION_FLAGS: Record<string, keyof Options> = { concurrency: 'concurrency', 'max-new': 'maxNewImages' }
 
 /** Each command's flags, and whether it takes paths. */
 const SPECS = {
@@ -132,17 +136,4 @@ function describeParseError(error: Error & { code?: string }, command: CommandNa
     return `\`${flag}\` ${flags[flag.slice(2)]?.type === 'string' ? 'needs a value, like `' + flag + ' 10`' : 'takes no value'}`
   }
   return error.message
-}
-
-/** A whole number flag within bounds, or a usage error. */
-export function integerFlag(flags: Record<string, unknown>, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  const raw = flags[name]
-  if (raw === undefined) return undefined
-  const text = String(raw)
-  const value = /^\d+$/.test(text) ? Number(text) : Number.NaN
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`
-    throw usageError(`\`--${name}\` must be a whole number ${range} (got \`${text}\`)`)
-  }
-  return value
 }

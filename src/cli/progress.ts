@@ -1,5 +1,5 @@
-import type { GenerateEvent, PlannedImage } from '../core/scheduler'
-import { entryLabel } from './project'
+import { imageLabel } from '../core/plan'
+import type { GenerateEvent } from '../core/scheduler'
 import { formatSeconds, type Terminal } from './terminal'
 
 export interface ProgressState {
@@ -20,12 +20,6 @@ export function renderProgress(state: ProgressState, columns = 80): string {
   const width = Math.max(10, Math.min(30, columns - text.length - 12))
   const filled = state.total === 0 ? width : Math.round((width * (state.done + state.failed)) / state.total)
   return `imagegen ${BAR_CHARS.full.repeat(filled)}${BAR_CHARS.empty.repeat(width - filled)}${text}`.slice(0, Math.max(columns - 1, 20))
-}
-
-/** The name of an image in one line: its first entry, and how many others share it. */
-export function imageLabel(image: PlannedImage): string {
-  const more = image.entries.length - 1
-  return `${entryLabel(image.entries[0]!)}${more > 0 ? ` (+${more} more)` : ''}`
 }
 
 export interface Reporter {
@@ -76,6 +70,9 @@ export function lineReporter(terminal: Terminal, isInterrupt: (error: Error) => 
     onEvent(event) {
       tally.apply(event)
       switch (event.type) {
+        case 'waiting':
+          terminal.err(`imagegen: waiting for ${imageLabel(event.image)}: another process is making it (${event.holder})`)
+          break
         case 'submitted':
           terminal.err(`imagegen: ${event.resumed ? 'resumed' : 'submitted'} ${imageLabel(event.image)} (${event.predictionId})`)
           break
@@ -83,7 +80,7 @@ export function lineReporter(terminal: Terminal, isInterrupt: (error: Error) => 
           terminal.err(`imagegen: ${count()} generated ${imageLabel(event.image)} in ${formatSeconds(event.seconds)}`)
           break
         case 'failed':
-          if (!isInterrupt(event.error)) terminal.err(`imagegen: ${count()} failed ${imageLabel(event.image)}: ${event.error.message.replace(/^\[imagegen\] /, '')}`)
+          if (!isInterrupt(event.error)) terminal.err(`imagegen: ${count()} failed ${imageLabel(event.image)}: ${event.error.message}`)
           break
       }
     },
@@ -116,7 +113,7 @@ export function barReporter(terminal: Terminal, isInterrupt: (error: Error) => b
     onEvent(event) {
       tally.apply(event)
       if (event.type === 'failed' && !isInterrupt(event.error)) {
-        above(`imagegen: failed ${imageLabel(event.image)}: ${event.error.message.replace(/^\[imagegen\] /, '')}`)
+        above(`imagegen: failed ${imageLabel(event.image)}: ${event.error.message}`)
       } else if (event.type === 'submitted' && event.resumed) {
         above(`imagegen: resumed ${imageLabel(event.image)} (${event.predictionId})`)
       } else {

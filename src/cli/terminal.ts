@@ -15,18 +15,13 @@ export const EXIT = {
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
 
-/** An error that ends the command with its exit code. */
-export class CliError extends ImagegenError {
-  override name = 'CliError'
-  constructor(
-    message: string,
-    readonly exitCode: ExitCode,
-  ) {
-    super(message)
-  }
+/** The exit code an error ends a command with: bad input is 2, anything else 1. */
+export function exitCodeOf(error: unknown): ExitCode {
+  const input = error instanceof ImagegenError && (error.code === 'USAGE' || error.code === 'OPTIONS' || error.code === 'MANIFEST')
+  return input ? EXIT.usage : EXIT.incomplete
 }
 
-export const usageError = (message: string) => new CliError(`${message} (see \`imagegen --help\`)`, EXIT.usage)
+export const usageError = (message: string) => new ImagegenError('USAGE', message, { hint: '(see `imagegen --help`)' })
 
 /** Where a command writes: data to `out` (stdout), everything for people to `err` (stderr). */
 export interface Terminal {
@@ -38,16 +33,14 @@ export interface Terminal {
   readonly interactive: boolean
 }
 
-export function processTerminal(env: NodeJS.ProcessEnv = process.env): Terminal {
-  return {
-    out: (line) => void process.stdout.write(`${line}\n`),
-    err: (line) => void process.stderr.write(`${line}\n`),
-    stderr: process.stderr,
-    interactive: process.stderr.isTTY === true && env.TERM !== 'dumb',
-  }
+/** What a command gets from its caller (the process, or a test): where it runs, its environment, where it writes. */
+export interface CommandContext {
+  cwd: string
+  env: NodeJS.ProcessEnv
+  terminal: Terminal
+  /** Subscribes to Ctrl-C and SIGTERM while a command can stop cleanly; returns the unsubscribe. */
+  onSignal?: (listener: (name: 'SIGINT' | 'SIGTERM') => void) => () => void
 }
-
-export const plural = (n: number, word: string, many = `${word}s`) => `${n} ${n === 1 ? word : many}`
 
 /** `812 B`, `45.1 kB`, `3.2 MB`. */
 export function formatBytes(bytes: number): string {
@@ -57,11 +50,6 @@ export function formatBytes(bytes: number): string {
 }
 
 export const formatSeconds = (s: number) => `${s.toFixed(1)}s`
-
-export function clip(text: string, max: number): string {
-  const line = text.replace(/\s+/g, ' ').trim()
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line
-}
 
 /** Pads every column but the last to its widest cell. */
 export function table(rows: readonly (readonly string[])[]): string[] {

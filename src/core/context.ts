@@ -1,30 +1,21 @@
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import type { ResolvedOptions } from '../options'
-import { ImageCache, type CachedImage } from './cache'
-import { findManifests } from './discover'
-import { entryLabel, keyEntries, type KeyedEntry } from './entries'
-import { writeDeclaration } from './declaration'
-import { ParsedStore } from './parsed-store'
-import { PACKAGE_VERSION } from './version'
+import type { CachedImage } from './cache'
 import { Deriver, type DerivedFile } from './derive'
-import { displayPath, formatLocation, ImagegenError, ManifestError } from './errors'
-import { parseManifest, type Manifest } from './manifest'
+import { entryLabel, type KeyedEntry } from './entries'
+import { formatLocation, ImagegenError, plural } from './errors'
 import { Code, collectionModule, ModuleImports, singleImageModule, type ImageModuleValue } from './module-code'
-import { BudgetError, GenerationError, planImages, Scheduler, type PlannedImage } from './scheduler'
+import { BillGuard, missingImagesError, type PlannedImage } from './plan'
+import { Project, type ReadManifest } from './project'
+import { GenerationError, type Scheduler } from './scheduler'
 
-export interface LoadedManifest {
-  manifest: Manifest
-  entries: KeyedEntry[]
+export interface LoadedManifest extends ReadManifest {
   /** The cached image of each key; absent for images that could not be made. */
   images: Map<string, CachedImage>
-  /** Files the module depends on besides the manifest itself (reference images), to watch. */
-  dependencies: string[]
   /** In dev: the images being generated in the background; resolves true when any arrived (reload the module then). */
   generating?: Promise<boolean>
 }
 
-export interface ContextHooks {
+export interface ContextLog {
   /** The summary line. */
   info(message: string): void
   /** Something the user should fix that does not stop the dev server. */
@@ -41,68 +32,52 @@ export interface AssetFile {
 export type UrlFor = (file: AssetFile, imports: ModuleImports) => Code | Promise<Code>
 
 /**
- * Everything one plugin instance knows: options, cache, scheduler and the current
- * build's tally. Hooks hand off to it; nothing here knows a bundler.
+ * What one plugin instance knows: the project (its pipeline, shared with the CLI) and the
+ * current build's state — the tally for the summary line, the bill guard, missing images.
+ * Hooks hand off to it; nothing here knows a bundler.
  */
 export class ImagegenContext {
-  readonly cache: ImageCache
+  readonly project: Project
   readonly deriver: Deriver
-  private readonly store: ParsedStore
   private scheduler!: Scheduler
+  private guard!: BillGuard
   private command: 'build' | 'serve' = 'build'
-  private tally = new Map<string, 'cached' | 'generated'>()
-  private missing = new Map<string, KeyedEntry>()
+  private readonly tally = new Map<string, 'cached' | 'generated'>()
+  private readonly missing = new Map<string, KeyedEntry>()
   private started = 0
   private aborter = new AbortController()
+  /** Keys that failed in this dev session: not tried (and paid) again until the spec changes or the server restarts. */
   private readonly failed = new Set<string>()
-  private readonly parsed = new Map<string, { digest: string; result: { manifest: Manifest; entries: KeyedEntry[]; dependencies: string[] } }>()
 
   constructor(
     readonly options: ResolvedOptions,
-    private readonly hooks: ContextHooks,
+    private readonly log: ContextLog,
   ) {
-    this.cache = new ImageCache(options.cacheDir)
+    this.project = new Project(options)
     this.deriver = new Deriver(options.derivedCacheDir)
-    this.store = new ParsedStore(join(options.derivedCacheDir, 'manifests'), PACKAGE_VERSION)
     this.startBuild('build')
   }
 
-  /** Resets the tally and the new-image budget for one build (or one dev server). */
+  /** Resets the tally and the bill guard for one build (or one dev server's whole life). */
   startBuild(command: 'build' | 'serve'): void {
     this.command = command
     this.tally.clear()
     this.missing.clear()
     this.started = performance.now()
     this.aborter = new AbortController()
-    this.scheduler = new Scheduler({
-      provider: this.options.provider,
-      cache: this.cache,
-      concurrency: this.options.concurrency,
-      maxNewImages: this.options.maxNewImages,
-      signal: this.aborter.signal,
-    })
+    this.guard = new BillGuard(this.options.maxNewImages)
+    this.scheduler = this.project.scheduler({ signal: this.aborter.signal })
   }
 
   /**
-   * Before a build loads anything: plans every manifest of the project, so that a build
-   * that would generate more than `maxNewImages` fails before a single submit.
-   * Manifests that do not parse are left to fail when (and if) they are imported.
+   * Before a build loads anything: plans every manifest of the project, so that a build that
+   * would generate more than `maxNewImages` fails before a single submit. Manifests that do not
+   * parse are left to fail when (and if) they are imported.
    */
   async preflight(): Promise<void> {
     if (this.options.cannotGenerate || this.command !== 'build') return
-    const files = await findManifests(this.options.root, new Set([this.options.cacheDir]))
-    const entries: KeyedEntry[] = []
-    await Promise.all(
-      files.map(async (file) => {
-        try {
-          entries.push(...(await this.readManifest(file)).entries)
-        } catch (error) {
-          if (!(error instanceof ManifestError)) throw error
-        }
-      }),
-    )
-    const { missing } = await planImages(entries, this.cache)
-    if (missing.length > this.options.maxNewImages) throw new BudgetError(missing.length, this.options.maxNewImages, this.options.maxNewImages)
+    const { entries } = await this.project.readAll(await this.project.findManifests())
+    this.guard.take(this.project.plan(entries).missing)
   }
 
   /**
@@ -110,10 +85,8 @@ export class ImagegenContext {
    * reload the module later), missing images are made without waiting for them.
    */
   async load(file: string, { background = false }: { background?: boolean } = {}): Promise<LoadedManifest> {
-    const { manifest, entries, dependencies } = await this.readManifest(file)
-    const plan = await planImages(entries, this.cache)
-    // In a dev session an image that failed is not tried again until its spec changes (a new
-    // key) or the server restarts: each reload would otherwise pay for it again.
+    const read = await this.project.read(file)
+    const plan = this.project.plan(read.entries)
     const missing = plan.missing.filter((image) => !this.failed.has(image.key))
     const images = new Map<string, CachedImage>()
     for (const image of plan.cached) {
@@ -121,29 +94,28 @@ export class ImagegenContext {
       if (!this.tally.has(image.key)) this.tally.set(image.key, 'cached')
     }
     let generating: Promise<boolean> | undefined
-    if (missing.length > 0) {
-      if (this.options.cannotGenerate) {
-        this.noteMissing(missing)
-      } else if (this.command === 'serve' && background) {
-        // A dev server never waits for a prediction: the module shows placeholders now,
-        // and the caller reloads it once images have arrived.
-        generating = this.generate(missing).then(
-          () => true,
-          (error: Error) => {
-            this.hooks.warn(error.message)
-            const failed = error instanceof GenerationError ? error.failures.map((f) => f.image) : missing
-            for (const image of failed) this.failed.add(image.key)
-            return error instanceof GenerationError && error.generated.length > 0
-          },
-        )
-      } else {
-        for (const cached of await this.generate(missing)) images.set(cached.record.key, cached)
-      }
+    if (missing.length > 0 && this.options.cannotGenerate) {
+      this.noteMissing(missing)
+    } else if (missing.length > 0 && this.command === 'serve' && background) {
+      // A dev server never waits for a prediction: the module shows placeholders now, and the
+      // caller reloads it once images have arrived.
+      generating = this.generate(missing).then(
+        () => true,
+        (error: Error) => {
+          this.log.warn(error.message)
+          const failed = error instanceof GenerationError ? error.failures.map((f) => f.image) : missing
+          for (const image of failed) this.failed.add(image.key)
+          return error instanceof GenerationError && error.generated.length > 0
+        },
+      )
+    } else if (missing.length > 0) {
+      for (const cached of await this.generate(missing)) images.set(cached.record.key, cached)
     }
-    return { manifest, entries, images, dependencies, generating }
+    return { ...read, images, generating }
   }
 
   private async generate(missing: readonly PlannedImage[]): Promise<CachedImage[]> {
+    this.guard.take(missing)
     const generated = await this.scheduler.generate(missing)
     for (const cached of generated) this.tally.set(cached.record.key, 'generated')
     return generated
@@ -152,41 +124,28 @@ export class ImagegenContext {
   /** The module's code, with each image's URL spelled by the bundler. */
   async moduleCode(loaded: LoadedManifest, urlFor: UrlFor): Promise<string> {
     const imports = new ModuleImports()
-    const values = await Promise.all(
-      loaded.entries.map(async (entry): Promise<ImageModuleValue> => {
-        const described = {
-          alt: entry.spec.alt,
-          prompt: entry.pixels.prompt,
-          model: entry.pixels.model,
-          seed: entry.pixels.seed,
-          key: entry.key,
-        }
-        const cached = loaded.images.get(entry.key)
-        if (!cached) {
-          const state = loaded.generating ? 'generating' : 'missing'
-          const { width, height } = entry.pixels
-          const format = entry.spec.format === 'original' ? 'png' : entry.spec.format
-          return { src: new Code(JSON.stringify(missingImageDataUrl(entry, state))), width, height, format, ...described }
-        }
-        const derived = await this.deriver.derive(cached, entry.spec)
-        const url = (file: DerivedFile) => urlFor({ path: file.path, name: file.name }, imports)
-        const src = await url(derived.main)
-        const srcset = derived.widths.length
-          ? [...(await Promise.all(derived.widths.map(async (file) => [await url(file), file.width] as const))), [src, derived.main.width] as const]
-          : undefined
-        return {
-          src,
-          width: derived.main.width,
-          height: derived.main.height,
-          format: derived.format,
-          ...described,
-          srcset,
-          placeholder: derived.placeholder,
-        }
-      }),
-    )
+    const values = await Promise.all(loaded.entries.map((entry) => this.moduleValue(entry, loaded, urlFor, imports)))
     if (loaded.manifest.kind === 'single') return singleImageModule(values[0]!, imports.preamble())
     return collectionModule(new Map(loaded.entries.map((entry, i) => [entry.name!, values[i]!])), imports.preamble())
+  }
+
+  private async moduleValue(entry: KeyedEntry, loaded: LoadedManifest, urlFor: UrlFor, imports: ModuleImports): Promise<ImageModuleValue> {
+    const described = { alt: entry.spec.alt, prompt: entry.pixels.prompt, model: entry.pixels.model, seed: entry.pixels.seed, key: entry.key }
+    const cached = loaded.images.get(entry.key)
+    if (!cached) {
+      const { width, height } = entry.pixels
+      const format = entry.spec.format === 'original' ? 'png' : entry.spec.format
+      const src = new Code(JSON.stringify(missingImageDataUrl(entry, loaded.generating ? 'generating' : 'missing')))
+      return { src, width, height, format, ...described }
+    }
+    const derived = await this.deriver.derive(cached, entry.spec)
+    const url = (file: DerivedFile) => urlFor({ path: file.path, name: file.name }, imports)
+    const src = await url(derived.main)
+    const srcset = derived.widths.length
+      ? [...(await Promise.all(derived.widths.map(async (file) => [await url(file), file.width] as const))), [src, derived.main.width] as const]
+      : undefined
+    const { width, height } = derived.main
+    return { src, width, height, format: derived.format, ...described, srcset, placeholder: derived.placeholder }
   }
 
   /** Ends a build: the error for missing images, else the summary line. */
@@ -196,70 +155,21 @@ export class ImagegenContext {
     if (counts.length === 0) return
     const generated = counts.filter((c) => c === 'generated').length
     const seconds = ((performance.now() - this.started) / 1000).toFixed(1)
-    this.hooks.info(
-      `imagegen: ${counts.length} image${counts.length === 1 ? '' : 's'} — ${counts.length - generated} cached, ${generated} generated in ${seconds}s`,
-    )
+    this.log.info(`imagegen: ${plural(counts.length, 'image')} — ${counts.length - generated} cached, ${generated} generated in ${seconds}s`)
   }
 
   /** Stops every request and sleep of this instance (the build is ending). */
   abort(): void {
-    this.aborter.abort(new ImagegenError('the build stopped'))
-  }
-
-  displayPath(file: string): string {
-    return displayPath(this.options.root, file)
-  }
-
-  private async readManifest(file: string): Promise<{ manifest: Manifest; entries: KeyedEntry[]; dependencies: string[] }> {
-    const display = this.displayPath(file)
-    let bytes: Buffer
-    try {
-      bytes = await readFile(file)
-    } catch (error) {
-      throw new ImagegenError(`cannot read ${display}: ${(error as NodeJS.ErrnoException).code ?? error}`)
-    }
-    // A build reads each manifest twice (the preflight plans them all, then each is loaded), a
-    // dev server or watcher again on every change, and every build the same files as the last:
-    // unchanged bytes are parsed and keyed once, and remembered on disk. Manifests with reference
-    // images are always read afresh, since those files may change under the same manifest.
-    const digest = this.store.digest(bytes, display, this.options.provider.name)
-    const known = this.parsed.get(file)
-    if (known?.digest === digest) return known.result
-    const stored = this.store.get(digest)
-    const { manifest, entries } = stored ?? { manifest: parseManifest(bytes, display), entries: undefined }
-    if (this.options.dts) await writeDeclaration(manifest, file)
-    const keyed = entries ?? (await keyEntries(manifest, { manifestPath: file, root: this.options.root, provider: this.options.provider.name }))
-    const references = keyed.map((e) => e.request.image).filter((p): p is string => p !== undefined)
-    // The manifest itself is the module's own file, watched already; listing it would make Vite
-    // record the module as its own importer, which stops HMR from propagating.
-    const result = { manifest, entries: keyed, dependencies: [...new Set(references)] }
-    if (references.length === 0) {
-      this.parsed.set(file, { digest, result })
-      if (!stored) await this.store.set(digest, { manifest, entries: keyed }).catch(() => {})
-    } else {
-      this.parsed.delete(file)
-    }
-    return result
+    this.aborter.abort(new ImagegenError('STOPPED', 'the build stopped'))
   }
 
   private noteMissing(images: readonly PlannedImage[]): void {
-    for (const image of images) {
-      for (const entry of image.entries) this.missing.set(`${formatLocation(entry.location)}`, entry)
-    }
+    for (const image of images) for (const entry of image.entries) this.missing.set(formatLocation(entry.location), entry)
     if (this.command === 'serve') {
       const names = images.flatMap((i) => i.entries.map(entryLabel))
-      this.hooks.warn(`[imagegen] showing placeholders for ${names.length} missing image${names.length === 1 ? '' : 's'} (${this.options.cannotGenerate}): ${names.join(', ')}`)
+      this.log.warn(`showing placeholders for ${plural(names.length, 'missing image')} (${this.options.cannotGenerate}): ${names.join(', ')}`)
     }
   }
-}
-
-export function missingImagesError(entries: readonly KeyedEntry[], reason: string): ImagegenError {
-  const lines = entries.map((entry) => `  ${entryLabel(entry)}: ${entry.pixels.prompt.length > 60 ? `${entry.pixels.prompt.slice(0, 57)}…` : entry.pixels.prompt}`)
-  return new ImagegenError(
-    `${entries.length} image${entries.length === 1 ? ' is' : 's are'} not in the cache and cannot be generated: ${reason}.\n` +
-      `${lines.join('\n')}\n` +
-      'To fix it, set ATLASCLOUD_API_KEY and build again, or run `npx imagegen generate` where the key is set and commit the `.imagegen/` folder.',
-  )
 }
 
 /** A neutral box of the asked size, shown in dev while an image is missing or being generated. */

@@ -67,7 +67,7 @@ export class Deriver {
     return job
   }
 
-  /** One small JSON read and a stat per file, synchronously (see `ImageCache.lookupSync`). */
+  /** One small JSON read and a stat per file, synchronously (see `ImageCache.lookup`). */
   private lookup(key: string, original: CachedImage): DerivedImage | undefined {
     let record: DerivedRecord
     try {

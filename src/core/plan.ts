@@ -81,7 +81,7 @@ export function missingImagesError(entries: readonly KeyedEntry[], reason: strin
   const lines = entries.map((entry) => `  ${entryLabel(entry)}: ${clip(entry.pixels.prompt, 60)}`)
   return new ImagegenError(
     'MISSING',
-    `${plural(entries.length, 'image is', 'images are')} not in the cache and cannot be generated: ${reason}.\n${lines.join('\n')}\n`,
+    `${plural(entries.length, 'image is', 'images are')} not in the cache and cannot be generated: ${reason}. Nothing was submitted.\n${lines.join('\n')}\n`,
     { hint: 'To fix it, set ATLASCLOUD_API_KEY and build again, or run `imagegen generate` where the key is set and commit the `.imagegen/` folder.' },
   )
 }

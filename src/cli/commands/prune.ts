@@ -1,9 +1,10 @@
 import { rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { listCache, readRecord } from '../../core/cache-files'
-import { manifestFiles, openProject, readEntries, displayPath } from '../project'
-import { clip, CliError, EXIT, formatBytes, plural, table, type ExitCode } from '../terminal'
-import type { CommandContext } from './context'
+import { clip, ImagegenError, plural } from '../../core/errors'
+import type { Project } from '../../core/project'
+import { readEntries } from '../project'
+import { EXIT, formatBytes, table, type CommandContext, type ExitCode } from '../terminal'
 
 interface Unused {
   key: string
@@ -14,13 +15,12 @@ interface Unused {
   what: string
 }
 
-export async function pruneCommand(ctx: CommandContext, flags: Record<string, unknown>): Promise<ExitCode> {
+export async function pruneCommand(ctx: CommandContext, project: Project, flags: Record<string, unknown>): Promise<ExitCode> {
   const dryRun = flags['dry-run'] === true
   const anyProvider = flags['any-provider'] === true
   const { terminal } = ctx
-  const project = openProject(ctx.cwd, {}, ctx.env)
   const { imagesDir } = project.cache
-  const cacheDir = displayPath(project, project.options.cacheDir)
+  const cacheDir = project.display(project.options.cacheDir)
   const providerName = project.options.provider.name
 
   const listing = await listCache(imagesDir)
@@ -29,13 +29,11 @@ export async function pruneCommand(ctx: CommandContext, flags: Record<string, un
     return EXIT.ok
   }
   // Always the whole project: an entry is unused only if no manifest anywhere asks for it.
-  const files = await manifestFiles(project, project.root, [])
+  const files = await project.findManifests()
   if (files.length === 0 && (listing.records.length > 0 || listing.images.size > 0)) {
-    throw new CliError(
-      `[imagegen] no manifests (*.images.yaml) found under ${project.root}, so every cache entry would count as unused; nothing was deleted. ` +
-        'Run `imagegen prune` from the project root (or where imagegen.config.json is).',
-      EXIT.usage,
-    )
+    throw new ImagegenError('USAGE', `no manifests (*.images.yaml) found under ${project.root}, so every cache entry would count as unused; nothing was deleted.`, {
+      hint: 'Run `imagegen prune` from the project root (or where imagegen.config.json is).',
+    })
   }
   const used = new Set((await readEntries(project, files)).map((entry) => entry.key))
 

@@ -2,17 +2,16 @@ import { join } from 'node:path'
 import pLimit from 'p-limit'
 import { hashFile } from '../../core/cache'
 import { listCache, readRecord } from '../../core/cache-files'
-import { displayPath, openProject } from '../project'
-import { EXIT, plural, table, type ExitCode } from '../terminal'
-import type { CommandContext } from './context'
+import { forTerminal, ImagegenError, plural } from '../../core/errors'
+import type { Project } from '../../core/project'
+import { EXIT, table, type CommandContext, type ExitCode } from '../terminal'
 
 const HASHES_AT_ONCE = 8
 
-export async function verifyCommand(ctx: CommandContext): Promise<ExitCode> {
+export async function verifyCommand(ctx: CommandContext, project: Project): Promise<ExitCode> {
   const { terminal } = ctx
-  const project = openProject(ctx.cwd, {}, ctx.env)
   const { imagesDir } = project.cache
-  const cacheDir = displayPath(project, project.options.cacheDir)
+  const cacheDir = project.display(project.options.cacheDir)
   const listing = await listCache(imagesDir)
   if (!listing || (listing.records.length === 0 && listing.images.size === 0)) {
     terminal.err(`imagegen: the cache (${cacheDir}/) holds no images; nothing to verify`)
@@ -24,10 +23,10 @@ export async function verifyCommand(ctx: CommandContext): Promise<ExitCode> {
     listing.records.map((key) =>
       limit(async (): Promise<{ path: string; problem?: string }> => {
         const read = await readRecord(imagesDir, key)
-        if (!read.ok) return { path: displayPath(project, join(imagesDir, `${key}.json`)), problem: read.problem }
+        if (!read.ok) return { path: project.display(join(imagesDir, `${key}.json`)), problem: read.problem }
         const { record } = read
         const path = join(imagesDir, record.file)
-        const shown = displayPath(project, path)
+        const shown = project.display(path)
         let actual
         try {
           actual = await hashFile(path)
@@ -53,9 +52,8 @@ export async function verifyCommand(ctx: CommandContext): Promise<ExitCode> {
     terminal.err(`imagegen: ${plural(orphans.length, 'image file has', 'image files have')} no record (not used by any build); \`imagegen prune\` removes those no manifest asks for`)
   }
   if (damaged.length === 0) return EXIT.ok
-  terminal.err(
-    `[imagegen] ${plural(damaged.length, 'cache entry is', 'cache entries are')} damaged. Restore ${damaged.length === 1 ? 'it' : 'them'} from git ` +
-      `(\`git checkout -- ${cacheDir}\`), or delete the image and its record and run \`imagegen generate\` to make ${damaged.length === 1 ? 'it' : 'them'} again.`,
-  )
+  const them = damaged.length === 1 ? 'it' : 'them'
+  const hint = `Restore ${them} from git (\`git checkout -- ${cacheDir}\`), or delete the image and its record and run \`imagegen generate\` to make ${them} again.`
+  terminal.err(forTerminal(new ImagegenError('IO', `${plural(damaged.length, 'cache entry is', 'cache entries are')} damaged.`, { hint })))
   return EXIT.incomplete
 }

@@ -1,0 +1,37 @@
+// The `imagegen` executable: the process around `run()`.
+import { run } from './run'
+import { EXIT } from './terminal'
+
+// A reader that closes the pipe early (`imagegen status | head`) is not an error of ours:
+// the command still finishes and exits with its own code.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error
+})
+
+const code = await run(process.argv.slice(2), {
+  cwd: process.cwd(),
+  env: process.env,
+  terminal: {
+    out: (line) => void process.stdout.write(`${line}\n`),
+    err: (line) => void process.stderr.write(`${line}\n`),
+    stderr: process.stderr,
+    interactive: process.stderr.isTTY === true && process.env.TERM !== 'dumb',
+  },
+  // The first Ctrl-C (or SIGTERM) stops the command cleanly; a second one quits at once.
+  onSignal(listener) {
+    let seen = false
+    const handlers = (['SIGINT', 'SIGTERM'] as const).map((name) => {
+      const handler = () => {
+        if (seen) process.exit(name === 'SIGINT' ? EXIT.interrupted : EXIT.terminated)
+        seen = true
+        listener(name)
+      }
+      process.on(name, handler)
+      return [name, handler] as const
+    })
+    return () => handlers.forEach(([name, handler]) => process.off(name, handler))
+  },
+})
+// Exit once stdout is flushed: a pipe reader must get the whole --json document, and idle
+// keep-alive sockets must not hold the process open.
+process.stdout.write('', () => process.exit(code))
