@@ -1,1 +1,0 @@
-export { createAtlasProvider, DEFAULT_BASE_URL, type AtlasProviderOptions } from './provider'
