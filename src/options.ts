@@ -110,7 +110,8 @@ export const CONFIG_FILE = 'imagegen.config.json'
 /** `must be a whole number from 1 to 64 (got 0)`: the same words for options, the config file and flags. */
 const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => {
   const rule = `must be a whole number ${max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`}`
-  return z.int({ error: (issue) => `${rule} (got ${JSON.stringify(issue.input)})` }).min(min, rule).max(max, rule)
+  const error = (issue: { input?: unknown }) => `${rule} (got ${JSON.stringify(issue.input)})`
+  return z.int({ error }).min(min, { error }).max(max, { error })
 }
 const pattern = z.union([z.string(), z.instanceof(RegExp), z.array(z.union([z.string(), z.instanceof(RegExp)]))])
 const provider = z.custom<Provider>(

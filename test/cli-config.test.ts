@@ -13,10 +13,10 @@ function withConfig(config: unknown): string {
 describe('imagegen.config.json under the plugin options', () => {
   it('supplies the options the plugin does not give; the plugin options win', () => {
     const root = withConfig({ cacheDir: 'art', provider: 'placeholder', concurrency: 2, maxNewImages: 7 })
-    const fromFile = resolveOptions({}, { root, env: {} })
+    const fromFile = resolveOptions({}, { from: root, env: {} })
     expect(fromFile).toMatchObject({ root, cacheDir: join(root, 'art'), concurrency: 2, maxNewImages: 7 })
     expect(fromFile.provider.name).toBe('placeholder')
-    const overridden = resolveOptions({ maxNewImages: 50, cacheDir: '.cache', concurrency: undefined }, { root, env: {} })
+    const overridden = resolveOptions({ maxNewImages: 50, cacheDir: '.cache', concurrency: undefined }, { from: root, env: {} })
     expect(overridden).toMatchObject({ cacheDir: join(root, '.cache'), concurrency: 2, maxNewImages: 50 })
   })
 
@@ -31,7 +31,7 @@ describe('imagegen.config.json under the plugin options', () => {
       'imagegen.config.json: `apiKey` must not be in the config file, which is committed: set the ATLASCLOUD_API_KEY environment variable instead',
     )
     expect(() => resolveOptions({}, { from: withConfig({ apiKey: 'sk-secret-123' }), env: {} })).not.toThrow(/sk-secret/)
-    expect(() => resolveOptions({}, { from: withConfig({ from: '..' }), env: {} })).toThrow('`root` cannot be set in the config file')
+    expect(() => resolveOptions({}, { from: withConfig({ root: '..' }), env: {} })).toThrow('`root` cannot be set in the config file')
     expect(() => resolveOptions({}, { from: withConfig({ maxNewImage: 3 }), env: {} })).toThrow('unknown option `maxNewImage`: did you mean `maxNewImages`?')
     expect(() => resolveOptions({}, { from: withConfig({ provider: { name: 'x' } }), env: {} })).toThrow('`provider` must be "atlas" or "placeholder"')
     expect(() => resolveOptions({}, { from: withConfig({ concurrency: 0 }), env: {} })).toThrow('invalid imagegen.config.json: `concurrency`')

@@ -14,6 +14,8 @@ import { startAtlasServer, type AtlasServer } from './atlas-server'
 import { filesContaining, listFiles, tempDir } from './helpers/temp'
 import { viteBuild, viteProject } from './helpers/vite-project'
 import { run as runCli } from '../src/cli/run'
+import imagegen from '../src/vite'
+import { build as viteBuildApi } from 'vite'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 const API_KEY = 'sk-imagegen-cli-5e0b93c1'
@@ -321,6 +323,17 @@ describe('imagegen.config.json', () => {
   })
 })
 
+describe('include / exclude', () => {
+  it('limit the manifests the CLI finds, from imagegen.config.json (globs relative to the root)', async () => {
+    const dir = site({ ...CONFIG, exclude: ['src/hero.images.yaml'] })
+    const excluded = JSON.parse((await cli(dir, ['status', '--json'])).stdout)
+    expect(excluded.summary).toMatchObject({ manifests: 1, entries: 3 })
+    expect(excluded.entries.map((e: { manifest: string }) => e.manifest)).toEqual(['src/art.images.yaml', 'src/art.images.yaml', 'src/art.images.yaml'])
+    write(dir, { 'imagegen.config.json': JSON.stringify({ ...CONFIG, include: '**/hero.*' }) })
+    expect(JSON.parse((await cli(dir, ['status', '--json'])).stdout).summary).toMatchObject({ manifests: 1, entries: 1 })
+  })
+})
+
 describe('imagegen status', () => {
   it('prints one line per entry and a summary; exits 1 when an entry is missing', async () => {
     const dir = site()
@@ -503,6 +516,25 @@ function until(child: ChildProcess, condition: () => boolean): Promise<void> {
     }, 10)
   })
 }
+
+describe('a bundler root in a subfolder, as Nuxt 4 sets Vite\'s root to `app/`', () => {
+  it('`vite build` there and `imagegen status` at the project root agree on one root, config file and cache', async () => {
+    const dir = project(
+      { 'package.json': '{}', 'app/index.html': '<script type="module" src="./main.js"></script>', 'app/main.js': "import hero from './hero.images.yaml'\nexport default hero\n", 'app/hero.images.yaml': HERO },
+      { provider: 'placeholder', cacheDir: 'art-cache' },
+    )
+    await viteBuildApi({ root: join(dir, 'app'), configFile: false, logLevel: 'silent', plugins: [imagegen()], build: { outDir: join(dir, 'dist') } })
+    // the config file beside package.json was found from app/: its provider and cache folder were used
+    expect(readdirSync(join(dir, 'art-cache/images')).filter((f) => f.endsWith('.png'))).toHaveLength(1)
+    expect(existsSync(join(dir, 'app/.imagegen')) || existsSync(join(dir, 'app/art-cache'))).toBe(false)
+    const status = await cli(dir, ['status', '--json'])
+    expect(status.code).toBe(0)
+    expect(JSON.parse(status.stdout)).toMatchObject({ root: dir, cacheDir: 'art-cache', summary: { entries: 1, cached: 1, missing: 0 } })
+    expect(JSON.parse(status.stdout).entries[0].manifest).toBe('app/hero.images.yaml')
+    // and from inside app/, the CLI finds the same root
+    expect(JSON.parse((await cli(join(dir, 'app'), ['status', '--json'])).stdout).root).toBe(dir)
+  })
+})
 
 describe('the CI recipe', () => {
   it('a job with the key runs `imagegen generate`; a build job then runs offline from the cache, and both read imagegen.config.json', async () => {
