@@ -7,7 +7,7 @@ import { MANIFEST_PATTERN } from './core/manifest'
 import { devServerUrl, reloadFile, serveCache } from './dev-server'
 import { resolveOptions, type Options } from './options'
 
-export const PLUGIN_NAME = 'unplugin-imagegen'
+const PLUGIN_NAME = 'unplugin-imagegen'
 
 export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = {}, meta) => {
   let ctx: ImagegenContext | undefined

@@ -52,6 +52,13 @@ describe('the packed package', () => {
     expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, encoding: 'utf8' }).trim()).toBe('function function')
   })
 
+  it('exports from its root only the plugin and the documented API (the README\'s "API" table)', () => {
+    const script = `console.log(Object.keys(await import('unplugin-imagegen')).sort().join(' '))`
+    expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, encoding: 'utf8' }).trim()).toBe(
+      'ImagegenError ManifestError ProviderError createAtlasProvider createPlaceholderProvider default keySpec openProject parseManifest unplugin unpluginFactory',
+    )
+  })
+
   it.each([
     ['rollup', 'rollup.config.mjs (ESM)', ['node_modules/.bin/rollup', '-c', 'rollup.config.mjs']],
     ['webpack', 'build-webpack.cjs (CJS, `.default`)', ['build-webpack.cjs']],

@@ -4,7 +4,7 @@
 //    `ImageCache.commit`, with a tiny stand-in file per image: planning reads each record and
 //    stats its image, and never opens the image itself.
 import { writeFileSync } from 'node:fs'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import { childScript, runChild } from '../lib/child.mjs'
 import { inclusive, isOwnCode, profileChild, profileMarkdown, summarizeProfile } from '../lib/profile.mjs'
 import { collection, writeFiles } from '../lib/projects.mjs'
@@ -17,17 +17,17 @@ const TARGET_MS = 1000
 const TINY_PNG = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc000000301010018dd8db40000000049454e44ae426082', 'hex')
 
 export async function planning({ workdir, runs, log, profile: forceProfile }) {
-  const { ImageCache, keyEntries, parseManifest } = await import('unplugin-imagegen')
+  const { openProject } = await import('unplugin-imagegen')
   const root = join(workdir, 'plan')
   const files = Object.fromEntries(Array.from({ length: MANIFESTS }, (_, g) => [`src/section${g}/m${g}.images.yaml`, collection(1000 + g, PER_MANIFEST)]))
   writeFiles(root, { ...files, 'imagegen.config.json': JSON.stringify({ provider: 'placeholder' }) })
 
-  log(`  setup: caching ${MANIFESTS * PER_MANIFEST} images through ImageCache.commit`)
-  const cache = new ImageCache(join(root, '.imagegen'))
+  log(`  setup: caching ${MANIFESTS * PER_MANIFEST} images through the project's cache`)
+  const project = openProject({}, { from: root, env: {} })
+  const { cache } = project
   const completedAt = new Date().toISOString()
-  for (const [path, source] of Object.entries(files)) {
-    const manifestPath = join(root, path)
-    const entries = await keyEntries(parseManifest(source, relative(root, manifestPath)), { manifestPath, root, provider: 'placeholder' })
+  for (const path of Object.keys(files)) {
+    const { entries } = await project.read(join(root, path))
     await Promise.all(
       entries.map(async (entry) => {
         const temp = await cache.tempFile(entry.key)
@@ -60,8 +60,8 @@ export async function planning({ workdir, runs, log, profile: forceProfile }) {
     ['4', `same, end to end: \`imagegen status --json\` (process start to exit)`, cell(summary(status), seconds), `${micros(summary(status).median / entries)} per entry`, '—', '—', ''],
   ]
   const details = [
-    `4. Phases of the first plan in a fresh process (median): read ${millis(first('readMs').median)}, parse and validate ${millis(first('parseMs').median)}, ` +
-      `key ${millis(first('keyMs').median)}, plan (a record read and a stat per image) ${millis(first('planMs').median)}. ` +
+    `4. Phases of the first plan in a fresh process (median): find the manifests ${millis(first('findMs').median)}, read, validate and key them (through the parsed store) ${millis(first('readMs').median)}, ` +
+      `plan (a record read and a stat per image) ${millis(first('planMs').median)}. ` +
       `A second plan in the same process (code already optimized by the JIT) takes ${cell(second, seconds)}. Loading the package: ${millis(summary(plans.map((p) => p.importMs)).median)}.`,
   ]
   let profile

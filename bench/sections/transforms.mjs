@@ -5,7 +5,7 @@
 //    first (the plugin's `.imagegen/` originals stay: they are the committed sources).
 import { cpSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { join, relative } from 'node:path'
+import { join } from 'node:path'
 import { childScript, rounds, runChild } from '../lib/child.mjs'
 import { collection, imagetoolsSite, INDEX_HTML, manifestSite, writeFiles } from '../lib/projects.mjs'
 import { cell, ratioCell, seconds, summary, verdict } from '../lib/stats.mjs'
@@ -16,7 +16,7 @@ const WIDTHS = [512, 1024]
 const QUALITY = 80
 
 export async function transforms({ workdir, runs, log, pluginSite }) {
-  const { keyEntries, parseManifest } = await import('unplugin-imagegen')
+  const { openProject } = await import('unplugin-imagegen')
   const pluginRoot = join(workdir, 'transform-plugin')
   const toolsRoot = join(workdir, 'transform-imagetools')
   // The first 10 prompts of the warm site's first 5 manifests: the same keys, so the same originals.
@@ -31,9 +31,9 @@ export async function transforms({ workdir, runs, log, pluginSite }) {
   cpSync(join(pluginSite, '.imagegen'), join(pluginRoot, '.imagegen'), { recursive: true })
 
   const originals = []
+  const project = openProject({}, { from: pluginRoot, env: {} })
   for (const [g, m] of manifests.entries()) {
-    const path = join(pluginRoot, 'src', m)
-    const entries = await keyEntries(parseManifest(sources[g], relative(pluginRoot, path)), { manifestPath: path, root: pluginRoot, provider: 'placeholder' })
+    const { entries } = await project.read(join(pluginRoot, 'src', m))
     for (const entry of entries) originals.push({ from: join(pluginRoot, '.imagegen/images', `${entry.key}.png`), file: `img/t${g}-${entry.name}.png` })
   }
   for (const { from, file } of originals) cpSync(from, join(toolsRoot, 'src', file))
