@@ -81,7 +81,7 @@ describe('vite build', () => {
     const error = await viteBuild(root, { baseURL: server.url }).catch((e: unknown) => e as Error)
     expect(error).toBeInstanceOf(Error)
     const message = (error as Error).message
-    expect(message).toContain('[imagegen] 4 images are not in the cache and cannot be generated: no API key is set (ATLASCLOUD_API_KEY)')
+    expect(message).toContain('4 images are not in the cache and cannot be generated: no API key is set (ATLASCLOUD_API_KEY). Nothing was submitted.')
     expect(message).toContain('src/hero.images.yaml:1:1: A lighthouse at dusk')
     expect(message).toMatch(/src\/art\.images\.yaml:5:3 `banner`/)
     expect(message).toMatch(/src\/art\.images\.yaml:\d+:3 `hero-wide`/)
@@ -110,7 +110,7 @@ describe('vite build', () => {
     server.options.fail = (body) => (body.prompt === 'A robot mascot' ? 'NSFW content detected' : undefined)
     try {
       const error = await viteBuild(root, online()).catch((e: unknown) => e as Error)
-      expect((error as Error).message).toMatch(/src\/art\.images\.yaml:\d+:3 \(`avatar`\): .*NSFW content detected/)
+      expect((error as Error).message).toMatch(/src\/art\.images\.yaml:\d+:3 `avatar`: .*NSFW content detected/)
     } finally {
       server.options.fail = undefined
     }

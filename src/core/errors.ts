@@ -68,7 +68,7 @@ export class ImagegenError extends Error {
     this.id = details.id
     if (details.loc) this.loc = { ...details.loc, file: details.id ?? details.loc.file }
     // The message says all a user needs; bundlers that print the stack would bury it in frames.
-    this.stack = `${this.name}: ${this.message}`
+    this.stack = `${new.target.name}: ${this.message}`
   }
 }
 
