@@ -81,12 +81,15 @@ describe('vite dev with a key', () => {
 describe('closing the dev server', () => {
   it('stops its background predictions and keeps their journal', async () => {
     const slow = await startAtlasServer({ apiKey: API_KEY, latencyMs: 60_000 })
+    const warnings: string[] = []
+    const logger = createLogger('silent')
+    logger.warn = (msg) => void warnings.push(msg)
     try {
       const root = viteProject()
       const server = await createServer({
         root,
         configFile: false,
-        customLogger: createLogger('silent'),
+        customLogger: logger,
         plugins: [imagegen({ root, apiKey: API_KEY, baseURL: slow.url, pollIntervalMs: 5 })],
         server: { host: '127.0.0.1', port: 0, hmr: false, ws: false },
       })
@@ -95,13 +98,15 @@ describe('closing the dev server', () => {
       await fetch(`${origin}/src/art.images.yaml?import`)
       await until(() => slow.submits.length === 3 && slow.polls > 3, 'the predictions to be polled')
       await server.close()
+      // Every background job ends, stopped: nothing is left that could poll or submit again.
+      await until(() => warnings.some((w) => /3 images could not be generated:[^]*the build stopped/.test(w)), 'the jobs to stop')
       const requests = slow.requests
-      // Polls every 5 ms would show within a few dozen; none come once the server has closed.
-      await new Promise((resolve) => setTimeout(resolve, 150))
+      expect(warnings.join('\n').match(/`[a-z-]+`: the build stopped/g)).toHaveLength(3)
+      await slow.close()
       expect(slow.requests).toBe(requests)
       expect(readdirSync(join(root, '.imagegen/pending'))).toHaveLength(3)
     } finally {
-      await slow.close()
+      await slow.close().catch(() => {})
     }
   })
 })
