@@ -1,87 +1,86 @@
+import { randomUUID } from 'node:crypto'
+import * as fs from 'node:fs'
 import { hostname } from 'node:os'
-import { link, mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { tempPathFor } from './atomic'
+import { lock } from 'proper-lockfile'
 import { sleep } from './sleep'
-
-interface LockOwner {
-  pid: number
-  host: string
-  since: string
-}
 
 export interface LockOptions {
   signal?: AbortSignal
-  /** How often a held lock's file is touched, and a waiter looks again. @default 1000 */
-  intervalMs?: number
-  /** A lock of another host untouched for this long is stale. @default 30000 */
+  /** A lock whose heartbeat (mtime) is older than this is stale; at least 2000 (proper-lockfile's floor). @default 30000 */
   staleMs?: number
+  /** How often a waiter tries again. @default 1000 */
+  intervalMs?: number
+  /** Told once, after `waitNoticeMs` (default 3000) of waiting, who holds the lock. */
+  onWait?: (holder: string) => void
+  waitNoticeMs?: number
 }
 
 /**
- * A lock per image key across processes (a dev server and a CLI `generate`, two builds):
- * `locks/<key>.lock`, created exclusively. A lock whose owner died is taken over — on this
- * host when its process is gone, elsewhere when it has not been touched for `staleMs`.
- * Resolves with the release function once the lock is held.
+ * A lock per image key across processes (dev server, CLI, builds on one cache): proper-lockfile's
+ * `locks/<key>.lock` directory, whose mtime the holder refreshes (every `staleMs / 2`). It is
+ * stale, and taken over, when that heartbeat is older than `staleMs` (proper-lockfile's mtime
+ * rule, whatever its PID), or at once when its `owner.json` names this host and a dead PID.
+ * Release removes the lock only while it is still ours, and never throws.
  */
 export async function acquireLock(dir: string, key: string, options: LockOptions = {}): Promise<() => Promise<void>> {
-  const { signal, intervalMs = 1000, staleMs = 30_000 } = options
+  const { signal, staleMs = 30_000, intervalMs = 1000, onWait, waitNoticeMs = 3000 } = options
   const path = join(dir, `${key}.lock`)
-  await mkdir(dir, { recursive: true })
+  const owner = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString(), id: randomUUID() })
+  let held = false
+  const notMine = (p: string) => held && readOwner(p).text !== owner
+  const lockFs = {
+    ...fs,
+    // The owner is written into the new directory before proper-lockfile stamps its mtime.
+    mkdir: (p: string, cb: (error: Error | null) => void) =>
+      fs.mkdir(p, (error) => {
+        if (error) return cb(error)
+        fs.writeFile(join(p, 'owner.json'), owner, (e) => (e ? fs.rm(p, { recursive: true }, () => cb(e)) : cb(null)))
+      }),
+    // Before we hold it: a stale lock, removed whole. Once held: ours only (release, exit).
+    rmdir: (p: string, cb: (error: Error | null) => void) => (notMine(p) ? cb(null) : fs.rm(p, { recursive: true }, cb)),
+    rmdirSync: (p: string) => notMine(p) || fs.rmSync(p, { recursive: true, force: true }),
+  }
+  await fs.promises.mkdir(dir, { recursive: true })
+  const started = Date.now()
+  let told = false
   for (;;) {
     signal?.throwIfAborted()
-    // The owner is written to a temp file first and linked into place: `link` fails if the
-    // lock exists, and a lock is never seen empty, even if this process dies half way.
-    const temp = tempPathFor(path)
-    await writeFile(temp, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies LockOwner))
     try {
-      await link(temp, path)
-      const heartbeat = setInterval(() => {
-        const now = new Date()
-        utimes(path, now, now).catch(() => {})
-      }, intervalMs)
-      heartbeat.unref()
+      const release = await lock(join(dir, key), { lockfilePath: path, realpath: false, stale: Math.max(staleMs, 2000), fs: lockFs, onCompromised: () => {} })
+      held = true
       return async () => {
-        clearInterval(heartbeat)
-        await rm(path, { force: true })
+        if (!notMine(path)) await release().catch(() => {})
       }
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-    } finally {
-      await rm(temp, { force: true })
+      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error
     }
-    const stale = await staleOwner(path, staleMs)
-    if (stale !== undefined) {
-      // Move it aside, then check that what moved is the lock judged stale: another waiter
-      // may have taken the lock over in between, and its fresh lock goes back in place.
-      const moved = tempPathFor(path)
-      if (await rename(path, moved).then(() => true, () => false)) {
-        if ((await readFile(moved, 'utf8').catch(() => '')) !== stale) await link(moved, path).catch(() => {})
-        await rm(moved, { force: true })
+    const holder = readOwner(path)
+    if (holder.host === hostname() && typeof holder.pid === 'number' && !processAlive(holder.pid)) {
+      // Moved aside first, so that a lock another waiter took over meanwhile goes back in place.
+      const aside = `${path}.${randomUUID()}.stale`
+      if (await fs.promises.rename(path, aside).then(() => true, () => false)) {
+        if (readOwner(aside).text !== holder.text) await fs.promises.rename(aside, path).catch(() => {})
+        await fs.promises.rm(aside, { recursive: true, force: true })
       }
       continue
+    }
+    if (!told && Date.now() - started >= waitNoticeMs) {
+      told = true
+      onWait?.(typeof holder.pid === 'number' ? `pid ${holder.pid} on host ${holder.host} since ${holder.since}` : 'an unknown process')
     }
     await sleep(intervalMs, signal)
   }
 }
 
-/** The lock's text when its owner is gone, else undefined. */
-async function staleOwner(path: string, staleMs: number): Promise<string | undefined> {
-  let text: string
-  let touched: number
+/** A lock's owner.json: its text ('' if unreadable) and fields. */
+function readOwner(lockPath: string): { text: string; pid?: unknown; host?: unknown; since?: unknown } {
   try {
-    ;[text, touched] = await Promise.all([readFile(path, 'utf8'), stat(path).then((info) => info.mtimeMs)])
+    const text = fs.readFileSync(join(lockPath, 'owner.json'), 'utf8')
+    return { ...(JSON.parse(text) as object), text }
   } catch {
-    return undefined // gone already: the next exclusive create will tell
+    return { text: '' }
   }
-  let owner: Partial<LockOwner> = {}
-  try {
-    owner = JSON.parse(text) as Partial<LockOwner>
-  } catch {
-    // unreadable: judged by its age alone
-  }
-  const gone = owner.host === hostname() && typeof owner.pid === 'number' ? !processAlive(owner.pid) : Date.now() - touched > staleMs
-  return gone ? text : undefined
 }
 
 export function processAlive(pid: number): boolean {
