@@ -6,6 +6,7 @@ import { commitFile, tempPathFor, writeFileAtomic } from './atomic'
 import { listCache } from './cache-files'
 import { CONTENT_TYPES, EXTENSIONS, type ImageInfo } from './image-info'
 import type { ResumeState, UploadMemo, UploadRecord } from '../providers/types'
+import { processAlive } from './lock'
 import type { PixelSpec } from './key'
 
 export const RECORD_VERSION = 1
@@ -224,15 +225,6 @@ async function sweepTemps(dir: string): Promise<void> {
       if (now - touched > STALE_TEMP_MS) await rm(path, { force: true }).catch(() => {})
     }),
   )
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
