@@ -1,62 +1,90 @@
 /**
- * A busy afternoon at the provider: while 429s keep coming fewer predictions run at once,
- * more again once they stop; a build through a storm of 429s and 503s still bills once.
+ * A busy afternoon at the provider: every 429, to any request, is reported to the scheduler
+ * (with when that request was sent), which then runs fewer predictions at once, and more again
+ * as images arrive; a build through a storm of 429s and 503s still bills once per image.
  */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import sharp from 'sharp'
 import { describe, expect, it } from 'vitest'
-import { AdaptiveLimiter } from '../src/providers/atlas/limiter'
-import { seededRandom } from './atlas-server'
-import { atlas, build, collection, entriesOf, names, useAtlasServer } from './helpers/atlas'
+import { seededRandom, type InterceptedRequest } from './atlas-server'
+import { atlas, build, collection, entriesOf, job, names, useAtlasServer } from './helpers/atlas'
 import { tempDir } from './helpers/temp'
 
 const server = useAtlasServer()
 
-
 const isSubmit = (req: { method: string; path: string }) => req.method === 'POST' && req.path.endsWith('/generateImage')
 
-describe('the adaptive limiter', () => {
-  const never = new AbortController().signal
+/** Time between the ends of the first wave's predictions: ample for a submit and its answer. */
+const STAGGER_MS = 60
 
-  it('halves on a 429, once per burst, and grows back by one per completed prediction', async () => {
-    const limiter = new AdaptiveLimiter()
-    const slots = await Promise.all(Array.from({ length: 8 }, () => limiter.acquire(never)))
-    expect(limiter.current).toBe(Infinity)
-    const burst = limiter.mark()
-    limiter.rateLimited(burst)
-    limiter.rateLimited(burst) // answers to requests sent together: already acted on
-    expect(limiter.current).toBe(4)
-    limiter.rateLimited(limiter.mark())
-    expect(limiter.current).toBe(2)
-    for (const slot of slots) slot.release()
-    limiter.succeeded()
-    expect(limiter.current).toBe(3)
+/**
+ * How many predictions were in flight at the server as each accepted submit arrived (itself
+ * included), from the `wave + 1`-th accepted submit on: the first `wave` start together whatever
+ * happens, so what follows shows whether the pushback was heard. The first wave's predictions end
+ * one by one, STAGGER_MS apart, as a real service's do (the stand-in would end them together).
+ */
+function inFlightAtSubmits(wave: number, refuse: (req: InterceptedRequest) => boolean = () => false): number[] {
+  const seen: number[] = []
+  let accepted = 0
+  server.options.intercept = (req) => {
+    if (!isSubmit(req)) return 'continue'
+    if (refuse(req)) return { status: 429, body: { message: 'too many requests' }, headers: { 'retry-after': '0' } }
+    server.options.latencyMs = STAGGER_MS * Math.min(++accepted, wave)
+    if (accepted > wave) seen.push(server.inFlight + 1)
+    return 'continue'
+  }
+  return seen
+}
+
+describe('atlas: every 429 reaches the scheduler', () => {
+  it.each([
+    ['a submit', (req: InterceptedRequest) => isSubmit(req)],
+    ['a poll', (req: InterceptedRequest) => req.path.includes('/prediction/')],
+    ['an output download', (req: InterceptedRequest) => req.path.startsWith('/outputs/')],
+    ['an upload', (req: InterceptedRequest) => req.path.endsWith('/uploadMedia')],
+  ])('on %s, with when the refused request was sent', async (_, matches) => {
+    const dir = tempDir()
+    mkdirSync(join(dir, 'refs'))
+    const reference = join(dir, 'refs', 'sketch.png')
+    writeFileSync(reference, await sharp({ create: { width: 8, height: 8, channels: 3, background: '#123456' } }).png().toBuffer())
+    const refusedAt: number[] = []
+    let refusals = 0
+    server.options.intercept = (req) => {
+      if (!matches(req) || refusals++ > 0) return 'continue'
+      refusedAt.push(performance.now())
+      return { status: 429, raw: 'slow down', headers: { 'retry-after': '0' } }
+    }
+    const reported: number[] = []
+    await atlas(server).generate(job(dir, { image: reference }, { onRateLimited: (sentAt) => void reported.push(sentAt) }))
+    expect(refusals).toBeGreaterThan(1)
+    expect(reported).toHaveLength(1)
+    // sent before the server saw it, and not long before: it is the refused request's own time
+    expect(reported[0]).toBeLessThanOrEqual(refusedAt[0]!)
+    expect(server.downloads).toBe(1)
   })
 
-  it('holds the ones over the limit until a place frees, and lets an abort out at once', async () => {
-    const limiter = new AdaptiveLimiter()
-    const first = await limiter.acquire(never)
-    limiter.rateLimited(limiter.mark())
-    expect(limiter.current).toBe(1)
-    let second = false
-    const waiting = limiter.acquire(never).then(slot => ((second = true), slot))
-    const controller = new AbortController()
-    const aborted = limiter.acquire(controller.signal)
-    controller.abort(new Error('stop'))
-    await expect(aborted).rejects.toThrow('stop')
-    await Promise.resolve()
-    expect(second).toBe(false)
-    first.release()
-    ;(await waiting).release()
-    expect(second).toBe(true)
+  it('an envelope code 429 under HTTP 200 counts too', async () => {
+    let refused = 0
+    server.options.intercept = (req) => (isSubmit(req) && refused++ === 0 ? { status: 200, body: { code: 429, message: 'rate limit exceeded' } } : 'continue')
+    const reported: number[] = []
+    await atlas(server).generate(job(tempDir(), {}, { onRateLimited: (sentAt) => void reported.push(sentAt) }))
+    expect(reported).toHaveLength(1)
+    expect(server.submits).toHaveLength(1)
   })
 })
 
 describe('atlas concurrency under 429s', () => {
   const concurrency = 8
 
-  it('without pushback, `concurrency` predictions run at once', async () => {
+  it('without pushback, `concurrency` predictions run at once, start to finish', async () => {
     const dir = tempDir()
+    const later = inFlightAtSubmits(concurrency)
     await build(dir, atlas(server), { concurrency }).run(await entriesOf(dir, collection(names(16, 'calm'))))
     expect(server.maxInFlight).toBe(concurrency)
+    // each prediction that ends makes room for the next: the service keeps `concurrency` busy
+    expect(later).toHaveLength(16 - concurrency)
+    expect(Math.max(...later)).toBe(concurrency)
   })
 
   it('while 429s keep coming fewer run at once; once they stop, as many as before', async () => {
@@ -64,19 +92,24 @@ describe('atlas concurrency under 429s', () => {
     const provider = atlas(server, { maxRetries: 100 })
     // every other submit is refused, for the whole first build
     let submits = 0
-    server.options.intercept = req =>
-      isSubmit(req) && submits++ % 2 === 0 ? { status: 429, body: { message: 'too many requests' }, headers: { 'retry-after': '0' } } : 'continue'
+    const later = inFlightAtSubmits(concurrency, () => submits++ % 2 === 0)
+    const { scheduler, run } = build(dir, provider, { concurrency })
     const stormy = await entriesOf(dir, collection(names(16, 'storm')))
-    await build(dir, provider, { concurrency }).run(stormy)
+    await run(stormy)
+    // every image made, each paid once
     expect(server.submits).toHaveLength(16)
-    // without the limiter the retries fill every place: maxInFlight reaches `concurrency`
-    expect(server.maxInFlight).toBeLessThan(concurrency)
+    expect([...server.predictionsPerPrompt().values()]).toEqual(Array(16).fill(1))
+    // after the first wave, the predictions in flight stay below `concurrency` (the calm build's are at it)
+    expect(later).toHaveLength(16 - concurrency)
+    expect(Math.max(...later)).toBeLessThan(concurrency)
+    expect(scheduler.concurrency).toBeLessThan(concurrency)
 
-    // the same provider instance, the storm over: the limit grows back
+    // the same scheduler, the storm over: the limit grows back as images arrive
     server.reset()
     server.options.intercept = undefined
-    await build(dir, provider, { concurrency }).run(await entriesOf(dir, collection(names(32, 'after')), 'after.images.yaml'))
+    await run(await entriesOf(dir, collection(names(32, 'after')), 'after.images.yaml'))
     expect(server.maxInFlight).toBe(concurrency)
+    expect(scheduler.concurrency).toBe(concurrency)
   })
 })
 

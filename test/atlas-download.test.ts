@@ -42,8 +42,8 @@ describe('atlas downloads', () => {
     server.options.download = () => ({ streamBytes: 64 * 1024 * 1024 })
     const j = job(dir)
     const error = await failure(atlas(server, { maxOutputBytes: 256 * 1024 }).generate(j))
-    expect(error.message).toMatch(/^\[imagegen\] the output of prediction `pred_\d+` is larger than 256 KB; refusing to save it\./)
-    expect(error.details.retryable).toBe(false)
+    expect(error.message).toMatch(/^the output of prediction `pred_\d+` is larger than 256 KB; refusing to save it\./)
+    expect(error.retryable).toBe(false)
     expect(server.downloadRequests).toBe(1)
     expect(server.downloadsCutShort).toBe(1)
     expect(existsSync(j.destination)).toBe(false)
@@ -122,10 +122,10 @@ describe('atlas downloads', () => {
   it('a 404 on the output of a prediction just made: not paid again now, kept for a rerun', async () => {
     server.options.download = () => (server.submits.length === 1 ? 'expired' : 'continue')
     const ids: string[] = []
-    const error = await failure(atlas(server).generate(job(dir, {}, { onSubmitted: (id) => void ids.push(id) })))
+    const error = await failure(atlas(server).generate(job(dir, {}, { onSubmitted: ({ id }) => void ids.push(id) })))
     expect(server.submits).toHaveLength(1)
     expect(error.message).toMatch(/answered 404 only \d+ s after its submit \(outputs last 14 days\)\. It is paid for and journaled: run again to download it/)
-    expect(error.details).toMatchObject({ predictionId: ids[0], retryable: true })
+    expect(error).toMatchObject({ predictionId: ids[0], retryable: true })
   })
 
   it('a 404 on the output of a resumed prediction: it expired, so it is generated again, once', async () => {
@@ -133,7 +133,7 @@ describe('atlas downloads', () => {
     server.reset()
     server.options.download = () => (server.submits.length === 0 ? 'expired' : 'continue')
     const ids: string[] = []
-    const j = job(dir, {}, { resumePredictionId: first.predictionId, onSubmitted: (id) => void ids.push(id) })
+    const j = job(dir, {}, { resume: { id: first.predictionId! }, onSubmitted: ({ id }) => void ids.push(id) })
     const result = await atlas(server).generate(j)
     expect(server.submits).toHaveLength(1)
     expect(result.predictionId).toBe(ids[0])
@@ -145,13 +145,13 @@ describe('atlas downloads', () => {
     server.reset()
     server.options.download = () => 'expired'
     const ids: string[] = []
-    const error = await failure(atlas(server).generate(job(dir, {}, { resumePredictionId: first.predictionId, onSubmitted: (id) => void ids.push(id) })))
+    const error = await failure(atlas(server).generate(job(dir, {}, { resume: { id: first.predictionId! }, onSubmitted: ({ id }) => void ids.push(id) })))
     expect(server.submits).toHaveLength(1)
     expect(error.message).toMatch(/answered 404 only \d+ s after its submit/)
-    expect(error.details).toMatchObject({ predictionId: ids[0], status: 404, retryable: true })
+    expect(error).toMatchObject({ predictionId: ids[0], status: 404, retryable: true })
     // the next run resumes that young prediction: it downloads again, it does not submit
     server.reset()
-    await failure(atlas(server).generate(job(dir, {}, { resumePredictionId: ids[0], resumeSubmittedAt: new Date().toISOString() })))
+    await failure(atlas(server).generate(job(dir, {}, { resume: { id: ids[0]!, submittedAt: new Date().toISOString() } })))
     expect(server.submits).toHaveLength(0)
   })
 

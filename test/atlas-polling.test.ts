@@ -1,7 +1,7 @@
 /** Polling as the live service makes it hard: statuses, stalls, resets, busy answers, deadlines. */
 import sharp from 'sharp'
 import { describe, expect, it } from 'vitest'
-import { nextPollWait } from '../src/providers/atlas/provider'
+import { nextPollWait } from '../src/prediction/runtime'
 import { type InterceptResult } from './atlas-server'
 import { atlas, build, collection, entriesOf, failure, job, useAtlasServer } from './helpers/atlas'
 import { tempDir } from './helpers/temp'
@@ -37,23 +37,23 @@ describe('atlas polling: statuses', () => {
     },
   )
 
-  it.each(['failed', 'error', 'canceled', 'cancelled', 'timeout', 'TIMEOUT'])('%s ends the prediction with its reason and id', async status => {
+  it.each(['failed', 'error', 'canceled', 'cancelled', 'timeout', 'TIMEOUT', 'aborted', 'expired', 'rejected', 'terminated'])('%s ends the prediction with its reason and id', async status => {
     server.options.intercept = req =>
       isPoll(req.path) ? { status: 200, body: { code: 200, data: { id: 'pred_77', status, error: 'the model gave up' } } } : 'continue'
     const error = await failure(atlas(server).generate(job(dir)))
-    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud prediction `pred_\d+` (failed|ended as `\w+`): the model gave up\. /)
-    expect(error.details.predictionId).toMatch(/^pred_\d+$/)
-    expect(error.details.retryable).toBe(false)
+    expect(error.message).toMatch(/^Atlas Cloud prediction `pred_\d+` (failed|ended as `\w+`): the model gave up\. /)
+    expect(error.predictionId).toMatch(/^pred_\d+$/)
+    expect(error.retryable).toBe(false)
   })
 
   it('an unknown status is polled only until the deadline, which names the prediction', async () => {
     server.options = { pendingStatus: 'Mystery_State', latencyMs: 60_000 }
     const error = await failure(atlas(server, { timeoutMs: 60 }).generate(job(dir)))
-    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud prediction `pred_\d+` did not finish within 60ms \(last status `Mystery_State`\)/)
+    expect(error.message).toMatch(/^Atlas Cloud prediction `pred_\d+` did not finish within 60ms \(last status `Mystery_State`\)/)
     expect(error.message).toContain('raise `timeoutMs`')
-    expect(error.details.predictionId).toBe(error.message.match(/`(pred_\d+)`/)![1])
+    expect(error.predictionId).toBe(error.message.match(/`(pred_\d+)`/)![1])
     // the deadline is no verdict on the prediction: its journal entry stays for the next run
-    expect(error.details.retryable).toBe(true)
+    expect(error.retryable).toBe(true)
   })
 })
 
@@ -97,7 +97,7 @@ describe('atlas polling: the network and the service misbehave', () => {
   it('HTML where JSON was expected, on every poll: the message shows the page, not a parse error', async () => {
     troublePolls(100, { status: 502, raw: '<html><title>502 Bad Gateway</title></html>' })
     const error = await failure(atlas(server, { maxRetries: 1 }).generate(job(dir)))
-    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud failed while polling prediction `pred_\d+` \(HTTP 502: <html><title>502 Bad Gateway/)
+    expect(error.message).toMatch(/^Atlas Cloud failed while polling prediction `pred_\d+` \(HTTP 502: <html><title>502 Bad Gateway/)
     expect(error.message).toContain('run again later')
   })
 
@@ -113,8 +113,8 @@ describe('atlas polling: the network and the service misbehave', () => {
   it('404 after the warm-up: the service does not know the prediction', async () => {
     server.options.intercept = req => (isPoll(req.path) ? { status: 404, body: { code: 404, message: 'prediction not found' } } : 'continue')
     const error = await failure(atlas(server, { warmUpMs: 1 }).generate(job(dir)))
-    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud does not know prediction `pred_\d+` \(HTTP 404: prediction not found\); .*Run again to generate the image afresh\.$/)
-    expect(error.details).toMatchObject({ status: 404, retryable: false })
+    expect(error.message).toMatch(/^Atlas Cloud does not know prediction `pred_\d+` \(HTTP 404: prediction not found\); .*Run again to generate the image afresh\.$/)
+    expect(error).toMatchObject({ status: 404, retryable: false })
     expect(server.submits).toHaveLength(1)
   })
 
@@ -126,12 +126,12 @@ describe('atlas polling: the network and the service misbehave', () => {
     const error = (await first.run(entries).catch((e: unknown) => e)) as Error
     expect(error.message).toMatch(/did not finish within 50ms \(last status `processing`\)/)
     const pending = await first.cache.readPending(entries[0]!.key)
-    expect(pending?.predictionId).toMatch(/^pred_\d+$/)
+    expect(pending?.state.id).toMatch(/^pred_\d+$/)
 
     server.finish()
     await build(project, atlas(server)).run(entries)
     expect(server.submits).toHaveLength(1)
-    expect((await first.cache.lookup(entries[0]!.key))?.record.predictionId).toBe(pending!.predictionId)
+    expect((await first.cache.lookup(entries[0]!.key))?.record.predictionId).toBe(pending!.state.id)
     expect(await first.cache.readPending(entries[0]!.key)).toBeUndefined()
   })
 })

@@ -2,8 +2,10 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import sharp from 'sharp'
 import { describe, expect, it, vi } from 'vitest'
-import { createAtlasProvider, type AtlasProviderOptions } from '../src/providers/atlas/provider'
-import { saveOutput } from '../src/providers/atlas/download'
+import { ProviderError } from '../src/core/errors'
+import { saveOutput } from '../src/prediction/download'
+import { readRetryAfter, retryDelay } from '../src/prediction/retry'
+import { createAtlasProvider, type AtlasProviderOptions } from '../src/providers/atlas'
 import {
   buildSubmitBody,
   classifyStatus,
@@ -14,9 +16,8 @@ import {
   readOutputs,
   readPrediction,
   readPredictionId,
-} from '../src/providers/atlas/protocol'
-import { readRetryAfter, retryDelay } from '../src/providers/atlas/retry'
-import { ProviderError, type GenerationJob, type ProviderRequest } from '../src/providers/types'
+} from '../src/providers/atlas-protocol'
+import type { GenerationJob, ProviderRequest } from '../src/providers/types'
 import { startAtlasServer } from './atlas-server'
 import { tempDir } from './helpers/temp'
 import { useAtlasServer } from './helpers/atlas'
@@ -36,7 +37,6 @@ function provider(options: AtlasProviderOptions = {}) {
     pollIntervalMs: 5,
     maxPollIntervalMs: 20,
     retryDelayMs: 1,
-    env: {},
     ...options,
   })
 }
@@ -100,17 +100,31 @@ describe('atlas provider: generating', () => {
     expect(Object.keys(server.submits[0]!).sort()).toEqual(['height', 'model', 'prompt', 'seed', 'width'])
   })
 
-  it('reads the key and base URL from the environment', async () => {
-    const p = createAtlasProvider({ env: { ATLASCLOUD_API_KEY: 'test-key', ATLASCLOUD_BASE_URL: `${server.url}/` }, pollIntervalMs: 5 })
+  it('takes a base URL with a trailing slash', async () => {
+    const p = createAtlasProvider({ apiKey: 'test-key', baseURL: `${server.url}/`, pollIntervalMs: 5 })
     expect(p.name).toBe('atlas')
     await p.generate(job())
     expect(server.downloads).toBe(1)
   })
 
-  it('calls onSubmitted once with the id, before the first poll', async () => {
-    const seen: Array<{ id: string; polls: number }> = []
-    const result = await provider().generate(job({}, { onSubmitted: id => void seen.push({ id, polls: server.polls }) }))
-    expect(seen).toEqual([{ id: result.predictionId, polls: 0 }])
+  it('reads no environment variable: the options say it all (they are resolved elsewhere)', async () => {
+    vi.stubEnv('ATLASCLOUD_API_KEY', 'test-key')
+    vi.stubEnv('ATLASCLOUD_BASE_URL', server.url)
+    try {
+      const error = await failure(createAtlasProvider({ pollIntervalMs: 5 }).generate(job()))
+      expect(error.message).toMatch(/^no Atlas Cloud API key\..*`ATLASCLOUD_API_KEY`/)
+      expect(server.requests).toBe(0)
+    } finally {
+      vi.unstubAllEnvs()
+    }
+  })
+
+  it('calls onSubmitted once with the id and the time of the submit, before the first poll', async () => {
+    const seen: Array<{ id: string; polls: number; submittedAt: unknown }> = []
+    const before = Date.now()
+    const result = await provider().generate(job({}, { onSubmitted: ({ id, submittedAt }) => void seen.push({ id, polls: server.polls, submittedAt }) }))
+    expect(seen).toEqual([{ id: result.predictionId, polls: 0, submittedAt: expect.any(String) }])
+    expect(Date.parse(String(seen[0]!.submittedAt))).toBeGreaterThanOrEqual(before - 1000)
   })
 
   it('waits for an async onSubmitted before polling', async () => {
@@ -128,7 +142,7 @@ describe('atlas provider: generating', () => {
     const first = await provider().generate(job())
     server.reset()
     const onSubmitted = vi.fn()
-    const j = job({}, { resumePredictionId: first.predictionId, onSubmitted })
+    const j = job({}, { resume: { id: first.predictionId! }, onSubmitted })
     const result = await provider().generate(j)
 
     expect(result.predictionId).toBe(first.predictionId)
@@ -140,7 +154,7 @@ describe('atlas provider: generating', () => {
 
   it('submits afresh, once, when the service no longer knows a resumed prediction', async () => {
     const ids: string[] = []
-    const result = await provider().generate(job({}, { resumePredictionId: 'pred_nope', onSubmitted: id => void ids.push(id) }))
+    const result = await provider().generate(job({}, { resume: { id: 'pred_nope' }, onSubmitted: ({ id }) => void ids.push(id) }))
     expect(server.submits).toHaveLength(1)
     expect(ids).toEqual([result.predictionId])
     expect(result.predictionId).not.toBe('pred_nope')
@@ -188,11 +202,11 @@ describe('atlas provider: failures', () => {
   it.each(['wrapped', 'flat'] as const)('a failed prediction (%s) names the reason and the id', async shape => {
     server.options = { shape, fail: body => (String(body.prompt).includes('forbidden') ? 'content policy violation' : undefined) }
     const error = await failure(provider().generate(job({ prompt: 'something forbidden' })))
-    expect(error.message).toMatch(/^\[imagegen\] /)
+    expect(error.message).not.toContain('[imagegen]')
     expect(error.message).toContain('content policy violation')
     expect(error.message).toContain('pred_')
-    expect(error.details.predictionId).toMatch(/^pred_\d+$/)
-    expect(error.message).toContain(error.details.predictionId)
+    expect(error.predictionId).toMatch(/^pred_\d+$/)
+    expect(error.message).toContain(error.predictionId)
     expect(server.inFlight).toBe(0)
   })
 
@@ -215,10 +229,10 @@ describe('atlas provider: failures', () => {
 
   it('401: points at ATLASCLOUD_API_KEY and never prints the key', async () => {
     const error = await failure(provider({ apiKey: SECRET }).generate(job()))
-    expect(error.message).toMatch(/^\[imagegen\] /)
+    expect(error.message).not.toContain('[imagegen]')
     expect(error.message).toContain('ATLASCLOUD_API_KEY')
-    expect(error.details.status).toBe(401)
-    expect(error.details.retryable).toBe(false)
+    expect(error.status).toBe(401)
+    expect(error.retryable).toBe(false)
     expect(`${error.message}\n${error.stack}`).not.toContain(SECRET)
     expect(server.submits).toHaveLength(0)
   })
@@ -231,8 +245,8 @@ describe('atlas provider: failures', () => {
   })
 
   it('without a key: a clear error and no request', async () => {
-    const error = await failure(createAtlasProvider({ baseURL: server.url, env: {} }).generate(job()))
-    expect(error.message).toMatch(/^\[imagegen\] .*`ATLASCLOUD_API_KEY`/)
+    const error = await failure(createAtlasProvider({ baseURL: server.url }).generate(job()))
+    expect(error.message).toMatch(/^no Atlas Cloud API key\..*`ATLASCLOUD_API_KEY`/)
     expect(server.requests).toBe(0)
   })
 
@@ -240,7 +254,7 @@ describe('atlas provider: failures', () => {
     const error = await failure(provider().generate(job({ width: 5000 })))
     expect(error.message).toContain('rejected the parameters')
     expect(error.message).toContain('invalid size 5000x48')
-    expect(error.details.status).toBe(422)
+    expect(error.status).toBe(422)
   })
 
   it('402 and "insufficient balance" under HTTP 200 both mean out of credit', async () => {
@@ -272,17 +286,17 @@ describe('atlas provider: failures', () => {
     await closed.close()
     const error = await failure(provider({ baseURL: url }).generate(job()))
     expect(error.message).toBe(
-      `[imagegen] cannot reach Atlas Cloud at ${url}: ECONNREFUSED (while submitting a prediction). Check the network and \`ATLASCLOUD_BASE_URL\`, then run again.`,
+      `cannot reach Atlas Cloud at ${url}: ECONNREFUSED (while submitting a prediction). Check the network and \`ATLASCLOUD_BASE_URL\`, then run again.`,
     )
     expect(error.stack ?? '').not.toMatch(/undici/)
-    expect(error.details.retryable).toBe(true)
+    expect(error.retryable).toBe(true)
   })
 
   it('gives up at the deadline, naming the prediction and its last status', async () => {
     server.options = { latencyMs: 60_000 }
     const error = await failure(provider({ timeoutMs: 50 }).generate(job()))
     expect(error.message).toMatch(/prediction `pred_\d+` did not finish within 50ms \(last status `processing`\)/)
-    expect(error.details.predictionId).toMatch(/^pred_\d+$/)
+    expect(error.predictionId).toMatch(/^pred_\d+$/)
   })
 })
 
@@ -311,7 +325,7 @@ describe('atlas provider: retries', () => {
     const error = await failure(provider({ maxRetries: 2 }).generate(job()))
     expect(attempts).toBe(3)
     expect(error.message).toContain('upstream busy')
-    expect(error.details).toMatchObject({ status: 503, retryable: true })
+    expect(error).toMatchObject({ status: 503, retryable: true })
   })
 
   it('retries a download whose connection was reset', async () => {
@@ -328,7 +342,7 @@ describe('atlas provider: retries', () => {
     const error = await failure(provider().generate(job()))
     expect(server.requests).toBe(1)
     expect(error.message).toContain('may have been accepted')
-    expect(error.details.retryable).toBe(false)
+    expect(error.retryable).toBe(false)
   })
 })
 
@@ -374,10 +388,11 @@ describe('atlas download', () => {
     const destination = join(dir, 'capped.png')
     const error = await failure(saveOutput({ kind: 'url', url: `${server.url}/outputs/${first.predictionId}.png` }, destination, {
       signal: new AbortController().signal,
-      requestTimeoutMs: 5000,
+      timeoutMs: 5000,
       retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 1 },
       maxBytes: 10,
-      ctx: { action: 'downloading the output', predictionId: first.predictionId },
+      predictionId: first.predictionId,
+      unreachableHint: 'Check the network.',
     }))
     expect(error.message).toContain('larger than')
     expect(existsSync(destination)).toBe(false)
@@ -386,9 +401,10 @@ describe('atlas download', () => {
   it('says that an expired output is gone', async () => {
     const error = await failure(saveOutput({ kind: 'url', url: `${server.url}/outputs/pred_gone.png` }, join(dir, 'gone.png'), {
       signal: new AbortController().signal,
-      requestTimeoutMs: 5000,
+      timeoutMs: 5000,
       retry: { retries: 0, baseDelayMs: 1, maxDelayMs: 1 },
-      ctx: { action: 'downloading the output', predictionId: 'pred_gone' },
+      predictionId: 'pred_gone',
+      unreachableHint: 'Check the network.',
     }))
     expect(error.message).toContain('HTTP 404')
     expect(error.message).toContain('expire')
@@ -428,7 +444,7 @@ describe('atlas protocol', () => {
       expect(classifyStatus(s), s).toBe('pending')
     for (const s of ['completed', 'succeeded', 'Succeeded', 'COMPLETED'])
       expect(classifyStatus(s), s).toBe('succeeded')
-    for (const s of ['failed', 'error', 'canceled', 'cancelled', 'timeout', 'Failed', ' TIMEOUT '])
+    for (const s of ['failed', 'error', 'canceled', 'cancelled', 'timeout', 'Failed', ' TIMEOUT ', 'aborted', 'expired', 'rejected', 'terminated'])
       expect(classifyStatus(s), s).toBe('failed')
   })
 

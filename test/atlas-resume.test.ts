@@ -31,9 +31,10 @@ async function journalled(project: string, entry: KeyedEntry, submittedAt: Date,
       request: entry.request,
       signal: died.signal,
       destination: join(project, 'never-written.png'),
-      onSubmitted: async id => {
-        predictionId = id
-        await cache.writePending({ key: entry.key, provider: 'atlas', predictionId: id, submittedAt: submittedAt.toISOString() })
+      onSubmitted: async state => {
+        predictionId = state.id
+        // as journaled at `submittedAt`: the provider's state says when, the journal too
+        await cache.writePending({ key: entry.key, provider: 'atlas', submittedAt: submittedAt.toISOString(), state: { ...state, submittedAt: submittedAt.toISOString() } })
         died.abort()
       },
     })
@@ -122,7 +123,7 @@ describe('atlas resume', () => {
     const journal: string[] = []
     server.options.intercept = async (req): Promise<InterceptResult> => {
       // what the journal says when the new prediction is first polled
-      if (req.method === 'GET' && req.path.includes('/prediction/') && !req.path.endsWith(id)) journal.push((await cache.readPending(entry!.key))!.predictionId)
+      if (req.method === 'GET' && req.path.includes('/prediction/') && !req.path.endsWith(id)) journal.push((await cache.readPending(entry!.key))!.state.id)
       return 'continue'
     }
     await run([entry!])
@@ -143,7 +144,7 @@ describe('atlas resume', () => {
       concurrency: 2,
       signal: controller.signal,
       onEvent: e => {
-        if (e.type === 'submitted' && ++submitted === 2) controller.abort(new Error('[imagegen] the build stopped'))
+        if (e.type === 'submitted' && ++submitted === 2) controller.abort(new Error('the build stopped'))
       },
     })
     const error = await run(entries).catch((e: unknown) => e)
@@ -208,16 +209,17 @@ async function childScript(): Promise<string> {
     import { ImageCache } from ${JSON.stringify(join(src, 'core/cache'))}
     import { keyEntries } from ${JSON.stringify(join(src, 'core/entries'))}
     import { parseManifest } from ${JSON.stringify(join(src, 'core/manifest'))}
-    import { planImages, Scheduler } from ${JSON.stringify(join(src, 'core/scheduler'))}
-    import { createAtlasProvider } from ${JSON.stringify(join(src, 'providers/atlas/provider'))}
+    import { planImages } from ${JSON.stringify(join(src, 'core/plan'))}
+    import { Scheduler } from ${JSON.stringify(join(src, 'core/scheduler'))}
+    import { createAtlasProvider } from ${JSON.stringify(join(src, 'providers/atlas'))}
     const [project, baseURL] = process.argv.slice(2)
     const manifestPath = join(project, 'art.images.yaml')
     const manifest = parseManifest(readFileSync(manifestPath, 'utf8'), 'art.images.yaml')
     const entries = await keyEntries(manifest, { manifestPath, root: project, provider: 'atlas' })
     const cache = new ImageCache(join(project, '.imagegen'))
     const provider = createAtlasProvider({ ...${JSON.stringify(FAST)}, apiKey: 'test-key', baseURL, timeoutMs: 600000 })
-    const scheduler = new Scheduler({ provider, cache, concurrency: 8, maxNewImages: 100 })
-    await scheduler.generate((await planImages(entries, cache)).missing)
+    const scheduler = new Scheduler({ provider, cache, concurrency: 8 })
+    await scheduler.generate(planImages(entries, cache).missing)
   `
   const file = await bundleScript(contents, 'killed-run')
   onTestFinished(() => rmSync(file, { force: true }))

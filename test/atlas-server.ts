@@ -347,7 +347,16 @@ export async function startAtlasServer(options: AtlasServerOptions = {}, { port 
     const chunk = Buffer.alloc(64 * 1024, 0x42)
     PNG_SIGNATURE.copy(chunk)
     for (let sent = 0; sent < total && !res.destroyed; sent += chunk.length) {
-      if (!res.write(chunk)) await new Promise(resolve => { res.once('drain', resolve); res.once('close', resolve) })
+      if (!res.write(chunk)) {
+        await new Promise<void>(resolve => {
+          // one pair of listeners per wait, removed after it: a long stream waits many times
+          const done = () => {
+            res.off('drain', done).off('close', done)
+            resolve()
+          }
+          res.once('drain', done).once('close', done)
+        })
+      }
     }
     if (res.destroyed) return
     finished = true

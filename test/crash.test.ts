@@ -212,7 +212,8 @@ describe('temp files left by killed processes', () => {
       writeFileSync(path, 'half an image')
       if (name.startsWith('old')) utimesSync(path, old, old)
     }
-    await new ImageCache(dir).writePending({ key, provider: 'atlas', predictionId: 'pred_1', submittedAt: new Date().toISOString() })
+    const submittedAt = new Date().toISOString()
+    await new ImageCache(dir).writePending({ key, provider: 'atlas', submittedAt, state: { id: 'pred_1', submittedAt } })
     expect(Object.fromEntries(Object.entries(files).map(([name, path]) => [name, existsSync(path)]))).toEqual({
       oldOfDead: false,
       oldJournalOfDead: false,
@@ -228,7 +229,7 @@ function journal(project: string): Map<string, string> {
   const found = new Map<string, string>()
   if (!existsSync(dir)) return found
   for (const name of readdirSync(dir).filter((n) => /^[0-9a-f]{64}\.json$/.test(n))) {
-    found.set(basename(name, '.json'), (JSON.parse(readFileSync(join(dir, name), 'utf8')) as { predictionId: string }).predictionId)
+    found.set(basename(name, '.json'), (JSON.parse(readFileSync(join(dir, name), 'utf8')) as { state: { id: string } }).state.id)
   }
   return found
 }
@@ -260,7 +261,7 @@ async function killedRun(project: string, until?: () => void, moment?: FsMoment)
 
 /**
  * Checks what a killed run left: every file under a real name is whole (records match their
- * images, images decode to the last byte, journal entries and locks are JSON); `*.tmp` files
+ * images, images decode to the last byte, journal entries and the locks' owner.json are JSON); `*.tmp` files
  * are allowed and are no entries. Returns the journal: the predictions paid for and not cached.
  */
 async function expectIntact(project: string): Promise<Map<string, string>> {
@@ -278,7 +279,7 @@ async function expectIntact(project: string): Promise<Map<string, string>> {
       // it decodes, and ends with the PNG's closing chunk (decoders forgive a missing one)
       await expect(sharp(path).raw().toBuffer(), file).resolves.toBeInstanceOf(Buffer)
       expect(readFileSync(path).subarray(-8).equals(PNG_END), file).toBe(true)
-    } else if (/^(pending\/[0-9a-f]{64}\.json|locks\/[0-9a-f]{64}\.lock)$/.test(file)) {
+    } else if (/^(pending\/[0-9a-f]{64}\.json|locks\/[0-9a-f]{64}\.lock\/owner\.json)$/.test(file)) {
       expect(() => JSON.parse(readFileSync(path, 'utf8')), file).not.toThrow()
     } else {
       expect.fail(`unexpected file in the cache: ${file}`)
@@ -315,7 +316,7 @@ async function rerun(project: string, entries: KeyedEntry[], paid: Map<string, s
   // so does the dead process's lock of such a key: taken over as soon as anyone wants it
   for (const name of readdirSync(join(project, '.imagegen', 'locks'))) {
     expect(await cache.lookup(basename(name, '.lock'))).toBeDefined()
-    expect(processAlive((JSON.parse(readFileSync(join(project, '.imagegen', 'locks', name), 'utf8')) as { pid: number }).pid)).toBe(false)
+    expect(processAlive((JSON.parse(readFileSync(join(project, '.imagegen', 'locks', name, 'owner.json'), 'utf8')) as { pid: number }).pid)).toBe(false)
   }
   expect(temps(project)).toEqual([])
 }
@@ -337,8 +338,9 @@ async function childScript(): Promise<string> {
     import { ImageCache } from ${JSON.stringify(join(src, 'core/cache'))}
     import { keyEntries } from ${JSON.stringify(join(src, 'core/entries'))}
     import { parseManifest } from ${JSON.stringify(join(src, 'core/manifest'))}
-    import { planImages, Scheduler } from ${JSON.stringify(join(src, 'core/scheduler'))}
-    import { createAtlasProvider } from ${JSON.stringify(join(src, 'providers/atlas/provider'))}
+    import { planImages } from ${JSON.stringify(join(src, 'core/plan'))}
+    import { Scheduler } from ${JSON.stringify(join(src, 'core/scheduler'))}
+    import { createAtlasProvider } from ${JSON.stringify(join(src, 'providers/atlas'))}
     const [project, baseURL, momentJson] = process.argv.slice(2)
     const moment = JSON.parse(momentJson)
     if (moment) {
@@ -359,8 +361,8 @@ async function childScript(): Promise<string> {
     const cache = new ImageCache(join(project, '.imagegen'))
     // no timeout of its own may end it before the test kills it
     const provider = createAtlasProvider({ ...${JSON.stringify(FAST)}, apiKey: 'test-key', baseURL, timeoutMs: 600000, requestTimeoutMs: 600000 })
-    const scheduler = new Scheduler({ provider, cache, concurrency: 8, maxNewImages: 100 })
-    await scheduler.generate((await planImages(entries, cache)).missing)
+    const scheduler = new Scheduler({ provider, cache, concurrency: 8 })
+    await scheduler.generate(planImages(entries, cache).missing)
   `
   const file = await bundleScript(contents, 'crashing-run')
   return file

@@ -1,16 +1,16 @@
 /**
  * A provider that answers with things that are not images: output URLs of other schemes,
  * redirects to them or round in circles, bodies that never end or stop half-way, HTML.
- * Each is refused with an `[imagegen]` error naming what came, and nothing reaches the cache.
+ * Each is refused with a provider error naming what came, and nothing reaches the cache.
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import type { AtlasProviderOptions } from '../src/providers/atlas/provider'
+import { ProviderError } from '../src/core/errors'
 import { GenerationError } from '../src/core/scheduler'
-import { ProviderError } from '../src/providers/types'
+import type { AtlasProviderOptions } from '../src/providers/atlas'
 import { startAtlasServer, type AtlasServer, type InterceptResult } from './atlas-server'
 import { atlas, build, collection, entriesOf } from './helpers/atlas'
 import { tempDir } from './helpers/temp'
@@ -64,7 +64,8 @@ function outputsAnswer(answer: (path: string) => InterceptResult): { requests: n
 
 /**
  * Generates one image through the scheduler into a fresh project and expects it refused:
- * an `[imagegen]` provider error, no cache entry, nothing at all left in the images folder.
+ * a provider error (with no `[imagegen]` prefix: that is added where it is printed), no cache
+ * entry, nothing at all left in the images folder.
  */
 async function refused(options: AtlasProviderOptions = {}): Promise<{ error: ProviderError; journal: unknown; project: string }> {
   const project = tempDir('imagegen-hostile-provider-')
@@ -74,7 +75,7 @@ async function refused(options: AtlasProviderOptions = {}): Promise<{ error: Pro
   expect(thrown).toBeInstanceOf(GenerationError)
   const error = (thrown as GenerationError).failures[0]!.error as ProviderError
   expect(error).toBeInstanceOf(ProviderError)
-  expect(error.message).toMatch(/^\[imagegen\] /)
+  expect(error.message).not.toContain('[imagegen]')
   expect(error.message).not.toContain('UND_ERR')
   expect(await cache.lookup(entries[0]!.key)).toBeUndefined()
   expect(await cache.keys()).toEqual([])
@@ -94,7 +95,7 @@ describe('output URLs of other schemes', () => {
     completedWith(output)
     const { error, journal } = await refused()
     expect(error.message).toMatch(
-      new RegExp(`^\\[imagegen\\] Atlas Cloud prediction \`pred_\\d+\` is \`completed\` but its output is a \`${scheme}\` URL; only http\\(s\\) URLs, data: URLs and base64 are accepted\\. Nothing was cached; run again to generate it afresh\\.$`),
+      new RegExp(`^Atlas Cloud prediction \`pred_\\d+\` is \`completed\` but its output is a \`${scheme}\` URL; only http\\(s\\) URLs, data: URLs and base64 are accepted\\. Nothing was cached; run again to generate it afresh\\.$`),
     )
     expect(server.downloadRequests).toBe(0)
     // a definite answer: the prediction is over, the journal with it
@@ -113,7 +114,7 @@ describe('redirects', () => {
     const downloads = outputsAnswer(() => ({ status: 302, headers: { location } }))
     const { error } = await refused()
     expect(error.message).toMatch(
-      new RegExp(`^\\[imagegen\\] the output storage at http://127\\.0\\.0\\.1:\\d+ redirected the download of prediction \`pred_\\d+\` to a \`${scheme}\` URL; only http\\(s\\) redirects are followed\\. Nothing was cached; run again to generate it afresh\\.$`),
+      new RegExp(`^the output storage at http://127\\.0\\.0\\.1:\\d+ redirected the download of prediction \`pred_\\d+\` to a \`${scheme}\` URL; only http\\(s\\) redirects are followed\\. Nothing was cached; run again to generate it afresh\\.$`),
     )
     // refused at once: asking again would be told the same
     expect(downloads.requests).toBe(1)
@@ -131,7 +132,7 @@ describe('redirects', () => {
     const hops = outputsAnswer(() => ({ status: 307, headers: { location: `/outputs/again-${Math.random()}.png` } }))
     const { error } = await refused()
     expect(error.message).toMatch(
-      /^\[imagegen\] the output storage at http:\/\/127\.0\.0\.1:\d+ redirected the download of prediction `pred_\d+` more than 5 times; refusing to follow further\. Nothing was cached; run again to generate it afresh\.$/,
+      /^the output storage at http:\/\/127\.0\.0\.1:\d+ redirected the download of prediction `pred_\d+` more than 5 times; refusing to follow further\. Nothing was cached; run again to generate it afresh\.$/,
     )
     // the first request and five redirects followed
     expect(hops.requests).toBe(6)
@@ -158,22 +159,22 @@ describe('bodies that never end', () => {
   it('an output without a length that never ends is cut off at the size cap', async () => {
     server.options.download = () => ({ streamBytes: Number.POSITIVE_INFINITY })
     const { error } = await refused({ maxOutputBytes: 256 * 1024 })
-    expect(error.message).toMatch(/^\[imagegen\] the output of prediction `pred_\d+` is larger than 256 KB; refusing to save it\./)
+    expect(error.message).toMatch(/^the output of prediction `pred_\d+` is larger than 256 KB; refusing to save it\./)
     expect(server.downloadsCutShort).toBe(1)
   })
 
   it('a poll answer that never ends is cut off, and the paid prediction stays journaled', async () => {
     server.options.intercept = (req) => (req.method === 'GET' && req.path.includes('/prediction/') ? { status: 200, streamBytes: Number.POSITIVE_INFINITY } : 'continue')
     const { error, journal } = await refused({ maxOutputBytes: 256 * 1024, maxRetries: 1 })
-    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud sent an answer larger than 1\.3 MB \(while polling prediction `pred_\d+`\); refusing to read it\./)
+    expect(error.message).toMatch(/^Atlas Cloud sent an answer larger than 1\.3 MB \(while polling prediction `pred_\d+`\); refusing to read it\./)
     expect(server.downloadsCutShort).toBe(2)
-    expect(journal).toMatchObject({ predictionId: expect.stringMatching(/^pred_\d+$/) })
+    expect(journal).toMatchObject({ state: { id: expect.stringMatching(/^pred_\d+$/) } })
   })
 
   it('a submit answer that never ends is not read to its end, nor sent again', async () => {
     server.options.intercept = (req) => (req.method === 'POST' ? { status: 200, streamBytes: Number.POSITIVE_INFINITY } : 'continue')
     const { error } = await refused({ maxOutputBytes: 256 * 1024 })
-    expect(error.message).toMatch(/^\[imagegen\] Atlas Cloud sent an answer larger than 1\.3 MB \(while submitting a prediction\); refusing to read it\. The submit may have been accepted/)
+    expect(error.message).toMatch(/^Atlas Cloud sent an answer larger than 1\.3 MB \(while submitting a prediction\); refusing to read it\. The submit may have been accepted/)
     expect(server.submitAttempts).toBe(1)
     expect(server.downloadsCutShort).toBe(1)
   })
@@ -190,18 +191,18 @@ describe('a body that stops half-way', () => {
     expect(thrown).toBeInstanceOf(GenerationError)
     const error = thrown.failures[0]!.error
     expect(error.message).toMatch(
-      /^\[imagegen\] the output storage at http:\/\/127\.0\.0\.1:\d+ did not finish sending the output of prediction `pred_\d+` within 250ms \(1 KB arrived\)\. It is paid for: the next run downloads it again without a new submit\.$/,
+      /^the output storage at http:\/\/127\.0\.0\.1:\d+ did not finish sending the output of prediction `pred_\d+` within 250ms \(1 KB arrived\)\. It is paid for: the next run downloads it again without a new submit\.$/,
     )
     expect(server.downloadsStalled).toBe(2)
     expect(await first.cache.keys()).toEqual([])
     expect(readdirSync(join(project, '.imagegen', 'images'))).toEqual([])
     const journal = await first.cache.readPending(entries[0]!.key)
-    expect(journal?.predictionId).toMatch(/^pred_\d+$/)
+    expect(journal?.state.id).toMatch(/^pred_\d+$/)
 
     server.options.download = () => 'continue'
     await build(project, atlas(server, provider)).run(entries)
     expect(server.submits).toHaveLength(1)
-    expect((await first.cache.lookup(entries[0]!.key))?.record.predictionId).toBe(journal!.predictionId)
+    expect((await first.cache.lookup(entries[0]!.key))?.record.predictionId).toBe(journal!.state.id)
   })
 })
 
@@ -210,7 +211,7 @@ describe('HTML where an image should be', () => {
     const downloads = outputsAnswer(() => ({ status: 200, raw: HTML_PAGE }))
     const { error, journal } = await refused({ maxRetries: 1 })
     expect(error.message).toMatch(
-      /^\[imagegen\] the output of prediction `pred_\d+` is not a PNG, JPEG, WebP or AVIF image \(it starts with "<!DOCTYPE html><html><head><title>Sign i", though it was labelled `text\/html`\)\. Nothing was cached; run again to generate it afresh\.$/,
+      /^the output of prediction `pred_\d+` is not a PNG, JPEG, WebP or AVIF image \(it starts with "<!DOCTYPE html><html><head><title>Sign i", though it was labelled `text\/html`\)\. Nothing was cached; run again to generate it afresh\.$/,
     )
     expect(downloads.requests).toBe(2)
     expect(journal).toBeUndefined()

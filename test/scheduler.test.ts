@@ -5,8 +5,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { ImageCache } from '../src/core/cache'
 import { keyEntries, type KeyedEntry } from '../src/core/entries'
 import { parseManifest } from '../src/core/manifest'
-import { BudgetError, GenerationError, planImages, Scheduler, type GenerateEvent } from '../src/core/scheduler'
-import { createAtlasProvider } from '../src/providers/atlas/provider'
+import { BillGuard, BudgetError, planImages } from '../src/core/plan'
+import { GenerationError, Scheduler, type GenerateEvent } from '../src/core/scheduler'
+import { createAtlasProvider } from '../src/providers/atlas'
 import { startAtlasServer, type AtlasServer } from './atlas-server'
 import { filesContaining, tempDir } from './helpers/temp'
 
@@ -35,14 +36,17 @@ function collection(names: string[], prompt = (name: string) => `A watercolor of
 function scheduler(dir: string, options: { concurrency?: number; maxNewImages?: number; events?: GenerateEvent[] } = {}) {
   const cache = new ImageCache(join(dir, '.imagegen'))
   const provider = createAtlasProvider({ apiKey: API_KEY, baseURL: server.url, pollIntervalMs: 5, maxPollIntervalMs: 20 })
-  const s = new Scheduler({
-    provider,
+  const s = new Scheduler({ provider, cache, concurrency: options.concurrency ?? 4, onEvent: (e) => options.events?.push(e) })
+  // the bill guard every path that submits asks first (plan.ts)
+  const guard = new BillGuard(options.maxNewImages ?? 25)
+  return {
     cache,
-    concurrency: options.concurrency ?? 4,
-    maxNewImages: options.maxNewImages ?? 25,
-    onEvent: (e) => options.events?.push(e),
-  })
-  return { cache, run: async (entries: KeyedEntry[]) => s.generate((await planImages(entries, cache)).missing) }
+    run: async (entries: KeyedEntry[]) => {
+      const { missing } = planImages(entries, cache)
+      guard.take(missing)
+      return s.generate(missing)
+    },
+  }
 }
 
 const names = (n: number) => Array.from({ length: n }, (_, i) => `image${i}`)
@@ -97,7 +101,7 @@ describe('the scheduler against the Atlas test server', () => {
     const a = await entriesOf(dir, 'images:\n  a: { prompt: same, width: 64, height: 64 }\n  b: { prompt: same, width: 64, height: 64, alt: other }\n')
     const b = await entriesOf(dir, 'prompt: same\nwidth: 64\nheight: 64\n', 'other.images.yaml')
     const { cache, run } = scheduler(dir)
-    const plan = await planImages([...a, ...b], cache)
+    const plan = planImages([...a, ...b], cache)
     expect(plan.images).toHaveLength(1)
     expect(plan.images[0]!.entries).toHaveLength(3)
     await run([...a, ...b])

@@ -30,7 +30,7 @@ const TARGET = 1.1
 
 const signed = (bytes) => `${bytes < 0 ? '−' : '+'}${mebibytes(Math.abs(bytes))}`
 
-/** When the first poll that finds an image of `latencyMs` done lands: the provider polls after `first`, then ×1.5 up to 5 s (src/providers/atlas/provider.ts). */
+/** When the first poll that finds an image of `latencyMs` done lands: the provider polls after `first`, then ×1.5 up to 5 s (src/prediction/runtime.ts). */
 export function firstPollAfter(latencyMs, first, cap = 5000) {
   let at = 0
   let wait = first

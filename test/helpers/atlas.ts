@@ -7,8 +7,9 @@ import { keyEntries, type KeyedEntry } from '../../src/core/entries'
 import { parseManifest } from '../../src/core/manifest'
 import { planImages } from '../../src/core/plan'
 import { Scheduler, type GenerateEvent } from '../../src/core/scheduler'
-import { createAtlasProvider, type AtlasProviderOptions } from '../../src/providers/atlas/provider'
-import { ProviderError, type GenerationJob, type Provider, type ProviderRequest } from '../../src/providers/types'
+import { ProviderError } from '../../src/core/errors'
+import { createAtlasProvider, type AtlasProviderOptions } from '../../src/providers/atlas'
+import type { GenerationJob, Provider, ProviderRequest } from '../../src/providers/types'
 import { startAtlasServer, type AtlasServer } from '../atlas-server'
 
 export const MODEL = 'black-forest-labs/flux-schnell'
@@ -22,7 +23,6 @@ export const FAST: AtlasProviderOptions = {
   requestTimeoutMs: 5_000,
   // tests that mean the warm-up set a long one
   warmUpMs: 20,
-  env: {},
 }
 
 export function atlas(server: AtlasServer, options: AtlasProviderOptions = {}): Provider {

@@ -1,0 +1,244 @@
+/**
+ * A provider over any prediction service: upload a reference, submit (or resume), poll until
+ * the prediction ends, save its output. The adapter says how to speak to the service; this file
+ * holds the order of steps and the rules for paying once. It holds no concurrency control: told
+ * of each 429 (`job.onRateLimited`), the scheduler runs fewer jobs at once.
+ */
+import { clip, ProviderError } from '../core/errors'
+import { sleep } from '../core/sleep'
+import type { GenerationJob, GenerationResult, Provider, ResumeState } from '../providers/types'
+import { MAX_OUTPUT_BYTES, OutputExpiredError, saveOutput } from './download'
+import { seconds, send } from './request'
+import { withRetries, type Failure, type RetryPolicy } from './retry'
+import type { Call, Prediction, PredictionService } from './service'
+import { referenceUploads, type ReferenceUploads } from './upload'
+
+/** Every setting and its default. */
+const DEFAULTS = {
+  /** Delay before the first poll; grows ×1.5 after each poll, up to `maxPollIntervalMs`. @default 1000 */
+  pollIntervalMs: 1000,
+  /** @default 5000 */
+  maxPollIntervalMs: 5000,
+  /** Deadline for one image, from submit (or resume) to its last poll. @default 300_000 */
+  timeoutMs: 300_000,
+  /** Deadline for one HTTP request, body included. @default 30_000 */
+  requestTimeoutMs: 30_000,
+  /** Retries of one request after a 429, a 5xx or a network error; of a submit, only when the service proves it did not take it (see `submit`). @default 4 */
+  maxRetries: 4,
+  /** Wait before the first retry, doubling (with jitter) up to `maxRetryDelayMs`, unless the service sends `Retry-After`. @default 1000 */
+  retryDelayMs: 1000,
+  /** @default 30_000 */
+  maxRetryDelayMs: 30_000,
+  /** The largest output, cut off as it arrives; API answers may be its base64 size plus 1 MB (one may carry it inline). @default 52_428_800 (50 MB) */
+  maxOutputBytes: MAX_OUTPUT_BYTES,
+  /** After a submit, how long polls answered 404/400 are taken for a prediction not yet visible. @default 15_000 */
+  warmUpMs: 15_000,
+  /** Uploaded reference images older than this are uploaded again. @default 86_400_000 (one day) */
+  uploadMaxAgeMs: 24 * 60 * 60 * 1000,
+}
+export type PredictionSettings = Partial<typeof DEFAULTS>
+/** Outputs expire 14 days after the submit (ATLAS_API.md): an older prediction is not worth a poll. */
+export const OUTPUT_LIFETIME_MS = 14 * 24 * 60 * 60 * 1000
+/** An output that answers 404 sooner than this after its submit has not expired: it is not paid for again. */
+const EXPIRY_PLAUSIBLE_MS = 60 * 60 * 1000
+/** Transport failures that prove the submit never left this machine, so it was not billed. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT'])
+/** For the submit, which only its request timeout may end (see `submit`). */
+const UNABORTED = new AbortController().signal
+
+interface Runtime extends Required<PredictionSettings> {
+  service: PredictionService
+  maxAnswerBytes: number
+  retry: RetryPolicy
+  uploads: ReferenceUploads
+}
+
+export function createPredictionProvider(service: PredictionService, settings: PredictionSettings = {}): Provider {
+  const s = { ...DEFAULTS, ...Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) }
+  const rt: Runtime = {
+    ...s,
+    service,
+    maxAnswerBytes: Math.ceil(s.maxOutputBytes / 3) * 4 + 1024 * 1024,
+    retry: { retries: s.maxRetries, baseDelayMs: s.retryDelayMs, maxDelayMs: s.maxRetryDelayMs },
+    uploads: referenceUploads(service, s.uploadMaxAgeMs),
+  }
+  return {
+    name: service.name,
+    async generate(job) {
+      service.check()
+      return generate(rt, job)
+    },
+  }
+}
+
+/**
+ * One image. A prediction already paid for is polled, not submitted again; when it turns out to
+ * be gone (the service no longer knows it, or its output expired) the image is submitted afresh,
+ * once: a second loss in one call is reported rather than paid for again.
+ */
+async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResult> {
+  const { service } = rt
+  job.signal.throwIfAborted()
+  const image = job.request.image === undefined ? undefined : await rt.uploads(job.request.image, job.uploads, (call) => request(rt, job, call))
+  let resume = resumable(job.resume)
+  let afresh = false
+  let deadline: number | undefined
+  for (;;) {
+    let prediction: Prediction | undefined
+    let { id, submittedAt } = resume ?? { id: undefined, submittedAt: Date.now() }
+    if (!resume) {
+      prediction = await submit(rt, job, service.create(job.request, image))
+      ;({ id } = prediction)
+      submittedAt = Date.now()
+      if (prediction.state !== 'failed' && id !== undefined) await job.onSubmitted?.({ id, submittedAt: new Date(submittedAt).toISOString() })
+    }
+    deadline ??= Date.now() + rt.timeoutMs
+    job.signal.throwIfAborted()
+    const named = `${service.title} prediction${id === undefined ? '' : ` \`${id}\``}`
+    if (!prediction || prediction.state === 'pending') {
+      if (id === undefined) {
+        const hint = 'Run again; if it persists, the API has changed.'
+        throw new ProviderError(`${service.title} accepted the submit but its answer has no prediction id to poll.`, { hint })
+      }
+      try {
+        prediction = await pollUntilDone(rt, job, id, submittedAt, deadline, !resume)
+      } catch (error) {
+        // the journal outlived the prediction: what was paid is lost either way
+        const gone = error instanceof ProviderError && [400, 404, 410].includes(error.status ?? 0)
+        if (!resume || afresh || !gone) throw error
+        resume = undefined
+        afresh = true
+        continue
+      }
+    }
+    if (prediction.state === 'failed') {
+      const ended = !prediction.status || prediction.status.toLowerCase() === 'failed' ? 'failed' : `ended as \`${prediction.status}\``
+      const why = clip(prediction.error ?? 'no reason given', 500).replace(/[.\s]+$/, '')
+      const hint = 'Change the prompt or parameters if the service refused them; otherwise run again.'
+      throw new ProviderError(`${named} ${ended}: ${why}.`, { hint, predictionId: id, predictionOver: true })
+    }
+    const output = prediction.outputs[0]
+    if (!output) {
+      // never fetched: a `file:` output would read this machine's files, `ftp:` and the like are no storage of the service's
+      const [why, hint] = prediction.unusableOutput
+        ? [`its output is ${prediction.unusableOutput}; only http(s) URLs, data: URLs and base64 are accepted.`, 'Nothing was cached; run again to generate it afresh.']
+        : ['has no output image.', 'Run again to generate it afresh.']
+      throw new ProviderError(`${named} is \`${prediction.status ?? 'done'}\` but ${why}`, { hint, predictionId: id, predictionOver: true })
+    }
+    try {
+      const { contentType } = await saveOutput(output, job.destination, {
+        signal: job.signal,
+        timeoutMs: rt.requestTimeoutMs,
+        retry: rt.retry,
+        maxBytes: rt.maxOutputBytes,
+        predictionId: id,
+        unreachableHint: service.unreachableHint,
+        redact: (text) => service.redact(text),
+        onRateLimited: job.onRateLimited,
+      })
+      const { createdAt, completedAt, predictTime } = prediction
+      return { predictionId: id, contentType, createdAt, completedAt, predictTime }
+    } catch (error) {
+      if (!(error instanceof OutputExpiredError)) throw error
+      const age = Date.now() - submittedAt
+      if (age >= EXPIRY_PLAUSIBLE_MS && !afresh) {
+        // old enough to have expired (outputs last 14 days): made again, once
+        resume = undefined
+        afresh = true
+        continue
+      }
+      // Too recent to have expired: storage that has not caught up, most likely. Paying again
+      // now would be a guess; the journal keeps the prediction for a rerun.
+      throw new ProviderError(`the output of ${named} answered 404 only ${Math.round(age / 1000)} s after its submit (outputs last 14 days).`, {
+        hint: 'It is paid for and journaled: run again to download it; should it still be missing an hour after its submit, a run generates it afresh.',
+        predictionId: id,
+        status: 404,
+        retryable: true,
+      })
+    }
+  }
+}
+
+/** The journaled prediction, unless too old to have an output left; of unknown age, old enough that a 404 means gone. */
+function resumable(state: ResumeState | undefined): { id: string; submittedAt: number } | undefined {
+  if (!state) return undefined
+  const submittedAt = typeof state.submittedAt === 'string' ? Date.parse(state.submittedAt) : Number.NaN
+  if (!Number.isFinite(submittedAt)) return { id: state.id, submittedAt: 0 }
+  return Date.now() - submittedAt >= OUTPUT_LIFETIME_MS ? undefined : { id: state.id, submittedAt }
+}
+
+/**
+ * Sends the submit. There is no idempotency key: every submit that reaches the service is
+ * billed, and a client that sends one again when unsure pays twice. So it is sent again only
+ * when the service proves it did not take it:
+ * - 429: the service refused it before doing anything;
+ * - 503 with `Retry-After` (or `retry_after`): the service itself saying it is busy and when to
+ *   come back. A bare 503 is not enough: proxies answer 503 after forwarding a request too
+ *   ("upstream reset before headers"), and that one may have been taken and billed;
+ * - a connection that failed before the request was written (refused, no DNS, connect timeout).
+ * Everything else is ambiguous and is never repeated: 500/502/504 and bare 503s (a gateway may
+ * have passed it on before failing), a connection dropped or a timeout after the body was sent
+ * (it may have arrived), an answer we could not read; its message says it may have been billed.
+ *
+ * The submit itself is not cut short by the job's signal (Ctrl-C, a closing dev server): an
+ * answer already on its way carries a billed prediction's id, which must reach the journal.
+ * Only the request timeout ends it; the abort is honoured right after, and during any wait.
+ */
+function submit(rt: Runtime, job: GenerationJob, call: Call<Prediction>): Promise<Prediction> {
+  const notTaken = ({ error: { status }, code, retryAfterMs }: Failure) =>
+    status === 429 || (status === 503 && retryAfterMs !== undefined) || (status === undefined && code !== undefined && NOT_SENT_CODES.has(code))
+  const hint = `The submit may have been accepted (and billed) anyway, so it was not sent again: if no new prediction shows in your ${rt.service.title} dashboard, run again.`
+  return withRetries(() => send(call, { ...exchange(rt, job), signal: UNABORTED }), {
+    policy: rt.retry,
+    signal: job.signal,
+    resend: notTaken,
+    refused: ({ error }) => (error.status === undefined || error.status >= 500 ? error.with({ hint, retryable: false }) : error),
+  })
+}
+
+/** A call that is safe to repeat (a poll, an upload), sent again while its failure is retryable. */
+function request<T>(rt: Runtime, job: GenerationJob, call: Call<T>, deadline?: number): Promise<T> {
+  return withRetries(() => send(call, exchange(rt, job)), { policy: rt.retry, signal: job.signal, deadline })
+}
+
+const exchange = (rt: Runtime, job: GenerationJob) => ({
+  service: rt.service,
+  signal: job.signal,
+  timeoutMs: rt.requestTimeoutMs,
+  maxBytes: rt.maxAnswerBytes,
+  onRateLimited: job.onRateLimited,
+})
+
+async function pollUntilDone(rt: Runtime, job: GenerationJob, id: string, submittedAt: number, deadline: number, fresh: boolean): Promise<Prediction> {
+  // a resumed prediction may be long done: look at once
+  let wait = fresh ? rt.pollIntervalMs : 0
+  let lastStatus = 'unknown'
+  for (;;) {
+    const left = deadline - Date.now()
+    if (left <= 0) {
+      throw new ProviderError(`${rt.service.title} prediction \`${id}\` did not finish within ${seconds(rt.timeoutMs)} (last status \`${lastStatus}\`).`, {
+        hint: 'It is paid for: the next run polls it again instead of submitting; raise `timeoutMs` to wait longer.',
+        predictionId: id,
+        retryable: true,
+      })
+    }
+    await sleep(Math.min(wait, left), job.signal)
+    wait = nextPollWait(wait, rt)
+    let prediction: Prediction
+    try {
+      prediction = await request(rt, job, rt.service.get(id), deadline)
+    } catch (error) {
+      // a fresh prediction may answer 404/400 for a few seconds (ATLAS_API.md)
+      const status = error instanceof ProviderError ? error.status : undefined
+      if ((status === 404 || status === 400) && Date.now() - submittedAt < rt.warmUpMs) continue
+      throw error
+    }
+    lastStatus = prediction.status ?? lastStatus
+    if (prediction.state !== 'pending') return prediction
+  }
+}
+
+/** The wait after one of `previous` ms: the first interval, then ×1.5 up to the cap. */
+export function nextPollWait(previous: number, { pollIntervalMs, maxPollIntervalMs }: { pollIntervalMs: number; maxPollIntervalMs: number }): number {
+  return previous < pollIntervalMs ? pollIntervalMs : Math.min(previous * 1.5, maxPollIntervalMs)
+}
