@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { barReporter, renderProgress } from '../src/cli/progress'
 import type { Terminal } from '../src/cli/terminal'
 import type { KeyedEntry } from '../src/core/entries'
-import type { PlannedImage } from '../src/core/scheduler'
+import type { PlannedImage } from '../src/core/plan'
 
 const image = (key: string, name: string): PlannedImage => ({
   key,
@@ -32,7 +32,7 @@ describe('the progress bar', () => {
     reporter.onEvent({ type: 'submitted', image: b, predictionId: 'pred_2', resumed: true })
     reporter.onEvent({ type: 'submitted', image: c, predictionId: 'pred_3', resumed: false })
     expect(written).toContain('imagegen: resumed art.images.yaml:5:3 `two` (pred_2)\n')
-    reporter.onEvent({ type: 'failed', image: a, error: new Error('[imagegen] prompt refused') })
+    reporter.onEvent({ type: 'failed', image: a, error: new Error('prompt refused') })
     expect(written).toContain('\r\x1b[2Kimagegen: failed art.images.yaml:5:3 `one`: prompt refused\n')
     expect(written).toMatch(/\r\x1b\[2Kimagegen [█░]+ 1\/3 · 2 in flight · 1 failed · \d+\.\ds$/)
     reporter.onEvent({ type: 'failed', image: c, error: stopped })
