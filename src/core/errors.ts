@@ -15,25 +15,13 @@ export interface SourceLocation {
   column: number
 }
 
-export type ErrorCode =
-  /** A manifest that does not parse or validate. */
-  | 'MANIFEST'
-  /** Plugin options, `imagegen.config.json` or CLI flags that are not valid. */
-  | 'OPTIONS'
-  /** A CLI invocation that is not valid. */
-  | 'USAGE'
-  /** Images not in the cache that cannot be generated now (offline, no key). */
-  | 'MISSING'
-  /** More new images than `maxNewImages` allows. */
-  | 'BUDGET'
-  /** Images that could not be generated (each failure is listed). */
-  | 'GENERATION'
-  /** An image service said no, or could not be reached. */
-  | 'PROVIDER'
-  /** The run was stopped (Ctrl-C, a closing dev server). */
-  | 'STOPPED'
-  /** A file of the project or the cache could not be read or written. */
-  | 'IO'
+/**
+ * What kind of failure: a manifest that does not parse or validate (`MANIFEST`), bad options, config
+ * file or flags (`OPTIONS`), a bad CLI invocation (`USAGE`), images that cannot be generated now
+ * (`MISSING`), the bill guard (`BUDGET`), images that failed (`GENERATION`), the image service
+ * (`PROVIDER`), a stopped run (`STOPPED`), a file that cannot be read or written (`IO`).
+ */
+export type ErrorCode = 'MANIFEST' | 'OPTIONS' | 'USAGE' | 'MISSING' | 'BUDGET' | 'GENERATION' | 'PROVIDER' | 'STOPPED' | 'IO'
 
 export interface ErrorDetails {
   /** What the user can do about it; appended to the message. */
