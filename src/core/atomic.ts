@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { open, rename, rm } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
+import { open, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
 /** A temp name beside `path` (same folder, so the final rename is atomic). Matches `*.tmp`. */
@@ -22,16 +23,19 @@ export async function commitFile(temp: string, path: string): Promise<void> {
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const temp = tempPathFor(path)
   try {
-    const handle = await open(temp, 'wx')
-    try {
-      await handle.writeFile(data)
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-    await rename(temp, path)
+    await writeFile(temp, data, { flag: 'wx' })
+    await commitFile(temp, path)
   } catch (error) {
     await rm(temp, { force: true })
     throw error
+  }
+}
+
+/** The JSON in `path`; undefined when it cannot be read or parsed (for records, where that is a miss). */
+export function readJsonSync(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'))
+  } catch {
+    return undefined
   }
 }

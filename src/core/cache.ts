@@ -1,15 +1,14 @@
 import { createHash } from 'node:crypto'
-import { createReadStream, readFileSync, statSync } from 'node:fs'
+import { createReadStream, existsSync, statSync } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { commitFile, tempPathFor, writeFileAtomic } from './atomic'
-import { listCache } from './cache-files'
-import { CONTENT_TYPES, EXTENSIONS, type ImageInfo } from './image-info'
+import { commitFile, readJsonSync, tempPathFor, writeFileAtomic } from './atomic'
+import { EXTENSIONS, type ImageInfo } from './image-info'
 import type { ResumeState, UploadMemo, UploadRecord } from '../providers/types'
 import { processAlive } from './lock'
 import type { PixelSpec } from './key'
 
-export const RECORD_VERSION = 1
+const RECORD_VERSION = 1
 
 /** The JSON record committed beside each cached image. */
 export interface CacheRecord {
@@ -48,6 +47,8 @@ export interface PendingPrediction {
   state: ResumeState
 }
 
+const RECORD_NAME = /^([0-9a-f]{64})\.json$/
+const IMAGE_NAME = new RegExp(`^([0-9a-f]{64})\\.(${Object.values(EXTENSIONS).join('|')})$`)
 /** A temp file of `tempPathFor`: `.<name>.<pid>.<hex>.tmp`. */
 const TEMP_NAME = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/
 /**
@@ -73,14 +74,12 @@ uploads/
 export class ImageCache {
   readonly imagesDir: string
   readonly pendingDir: string
-  readonly uploadsDir: string
   readonly locksDir: string
   private prepared?: Promise<void>
 
   constructor(readonly dir: string) {
     this.imagesDir = join(dir, 'images')
     this.pendingDir = join(dir, 'pending')
-    this.uploadsDir = join(dir, 'uploads')
     this.locksDir = join(dir, 'locks')
   }
 
@@ -90,13 +89,8 @@ export class ImageCache {
    * what reading them in turn does.
    */
   lookup(key: string): CachedImage | undefined {
-    let record: CacheRecord
-    try {
-      record = JSON.parse(readFileSync(this.recordPath(key), 'utf8')) as CacheRecord
-    } catch {
-      return undefined
-    }
-    if (record.version !== RECORD_VERSION || record.key !== key) return undefined
+    const record = readJsonSync(this.recordPath(key)) as CacheRecord | undefined
+    if (record?.version !== RECORD_VERSION || record.key !== key) return undefined
     const path = join(this.imagesDir, record.file)
     if (statSync(path, { throwIfNoEntry: false })?.size !== record.size) return undefined
     return { record, path }
@@ -127,7 +121,7 @@ export class ImageCache {
       file,
       sha256,
       size,
-      contentType: CONTENT_TYPES[info.format],
+      contentType: `image/${info.format}`,
       width: info.width,
       height: info.height,
       format: info.format,
@@ -138,12 +132,7 @@ export class ImageCache {
 
   /** The journaled prediction of `key`; undefined when there is none or it is not one of ours. */
   async readPending(key: string): Promise<PendingPrediction | undefined> {
-    let data: Partial<PendingPrediction> | undefined
-    try {
-      data = JSON.parse(await readFile(this.pendingPath(key), 'utf8')) as Partial<PendingPrediction>
-    } catch {
-      return undefined
-    }
+    const data = readJsonSync(this.pendingPath(key)) as Partial<PendingPrediction> | undefined
     const valid = data?.key === key && typeof data.provider === 'string' && typeof data.state?.id === 'string'
     return valid ? (data as PendingPrediction) : undefined
   }
@@ -159,16 +148,12 @@ export class ImageCache {
 
   /** Uploaded reference images of one provider, by content hash. */
   uploads(provider: string): UploadMemo {
-    const folder = join(this.uploadsDir, provider.replace(/[^\w.-]+/g, '_'))
+    const folder = join(this.dir, 'uploads', provider.replace(/[^\w.-]+/g, '_'))
     const path = (sha256: string) => join(folder, `${sha256.replace(/[^0-9a-f]/gi, '')}.json`)
     return {
       get: async (sha256) => {
-        try {
-          const record = JSON.parse(await readFile(path(sha256), 'utf8')) as Partial<UploadRecord>
-          return typeof record.url === 'string' && typeof record.uploadedAt === 'string' ? (record as UploadRecord) : undefined
-        } catch {
-          return undefined
-        }
+        const record = readJsonSync(path(sha256)) as Partial<UploadRecord> | undefined
+        return typeof record?.url === 'string' && typeof record.uploadedAt === 'string' ? (record as UploadRecord) : undefined
       },
       set: async (sha256, record) => {
         await this.prepare()
@@ -182,7 +167,6 @@ export class ImageCache {
   async keys(): Promise<string[]> {
     return (await listCache(this.imagesDir))?.records ?? []
   }
-
 
   recordPath(key: string): string {
     return join(this.imagesDir, `${key}.json`)
@@ -219,7 +203,7 @@ async function sweepTemps(dir: string): Promise<void> {
   await Promise.all(
     names.map(async (name) => {
       const pid = Number(TEMP_NAME.exec(name)?.[1])
-      if (!pid || pid === process.pid || processAlive(pid)) return
+      if (!pid || processAlive(pid)) return
       const path = join(dir, name)
       const touched = await stat(path).then((info) => info.mtimeMs, () => now)
       if (now - touched > STALE_TEMP_MS) await rm(path, { force: true }).catch(() => {})
@@ -235,4 +219,43 @@ export async function hashFile(path: string): Promise<{ sha256: string; size: nu
     size += (chunk as Buffer).length
   }
   return { sha256: hash.digest('hex'), size }
+}
+
+/**
+ * The committed files of the images folder: `records`, the keys that have a record file, and `images`,
+ * the image file names by key (normally one per key). Temp files and anything else are left out.
+ * Undefined when the folder does not exist.
+ */
+export async function listCache(imagesDir: string): Promise<{ records: string[]; images: Map<string, string[]> } | undefined> {
+  if (!existsSync(imagesDir)) return undefined
+  const names = await readdir(imagesDir)
+  const records: string[] = []
+  const images = new Map<string, string[]>()
+  for (const name of names.sort()) {
+    const record = RECORD_NAME.exec(name)
+    if (record) records.push(record[1]!)
+    const image = IMAGE_NAME.exec(name)
+    if (image) images.set(image[1]!, [...(images.get(image[1]!) ?? []), name])
+  }
+  return { records, images }
+}
+
+/** Reads a record and checks that it belongs to its key and names a file of that key. */
+export async function readRecord(imagesDir: string, key: string): Promise<{ ok: true; record: CacheRecord } | { ok: false; problem: string }> {
+  const fail = (problem: string) => ({ ok: false, problem }) as const
+  let record: Partial<CacheRecord> | null
+  try {
+    record = JSON.parse(await readFile(join(imagesDir, `${key}.json`), 'utf8')) as Partial<CacheRecord> | null
+  } catch (error) {
+    if (error instanceof SyntaxError) return fail('the record is not valid JSON')
+    return fail(`the record cannot be read (${(error as NodeJS.ErrnoException).code})`)
+  }
+  if (typeof record !== 'object' || record === null) return fail('the record is not a JSON object')
+  if (record.version !== RECORD_VERSION) return fail(`the record has version ${JSON.stringify(record.version)}, not ${RECORD_VERSION}`)
+  if (record.key !== key) return fail('the record names another key than its file name')
+  if (typeof record.file !== 'string' || IMAGE_NAME.exec(record.file)?.[1] !== key) {
+    return fail(`the record's \`file\` (${JSON.stringify(record.file)}) is not an image of this key`)
+  }
+  if (typeof record.sha256 !== 'string' || typeof record.size !== 'number') return fail('the record has no `sha256` or `size`')
+  return { ok: true, record: record as CacheRecord }
 }

@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import type sharp from 'sharp'
-import { writeFileAtomic } from './atomic'
+import { readJsonSync, writeFileAtomic } from './atomic'
 import type { CachedImage } from './cache'
 import { canonicalJSON } from './canonical'
-import { EXTENSIONS, type ImageFormat } from './image-info'
+import { EXTENSIONS, loadSharp, type ImageFormat } from './image-info'
 import type { ImageSpec } from './schema'
-import { loadSharp, sharpVersions } from './sharp'
 
 /** Bumped when derived files would come out differently for the same inputs. */
 const DERIVE_VERSION = 1
@@ -38,6 +37,7 @@ export interface DerivedImage {
 interface DerivedRecord {
   version: typeof DERIVE_VERSION
   format: ImageFormat
+  /** `original` when the main file is the cached original itself (`format: original`), not a copy here. */
   main: Omit<DerivedFile, 'path'> & { original?: true }
   widths: Omit<DerivedFile, 'path'>[]
   placeholder?: string
@@ -59,95 +59,79 @@ export class Deriver {
     let job = this.inFlight.get(key)
     if (!job) {
       const found = this.lookup(key, original)
-      job = found ? Promise.resolve(found) : this.make(key, original, transform)
+      if (found) return Promise.resolve(found)
+      job = this.make(key, original, transform).finally(() => this.inFlight.delete(key))
       this.inFlight.set(key, job)
-      const forget = () => this.inFlight.delete(key)
-      job.then(forget, forget)
     }
     return job
   }
 
   /** One small JSON read and a stat per file, synchronously (see `ImageCache.lookup`). */
   private lookup(key: string, original: CachedImage): DerivedImage | undefined {
-    let record: DerivedRecord
-    try {
-      record = JSON.parse(readFileSync(join(this.dir, `${key}.json`), 'utf8')) as DerivedRecord
-    } catch {
-      return undefined
-    }
-    if (record.version !== DERIVE_VERSION) return undefined
-    const { original: isOriginal, ...main } = record.main
-    const files = [
-      { ...main, path: isOriginal ? original.path : join(this.dir, main.name) },
-      ...record.widths.map((file) => ({ ...file, path: join(this.dir, file.name) })),
-    ]
-    if (files.some((file) => !existsSync(file.path))) return undefined
-    return { format: record.format, main: files[0]!, widths: files.slice(1), placeholder: record.placeholder }
+    const record = readJsonSync(join(this.dir, `${key}.json`)) as DerivedRecord | undefined
+    if (record?.version !== DERIVE_VERSION) return undefined
+    const image = this.image(record, original)
+    return [image.main, ...image.widths].every((file) => existsSync(file.path)) ? image : undefined
   }
 
   private async make(key: string, original: CachedImage, transform: Transform): Promise<DerivedImage> {
     await mkdir(this.dir, { recursive: true })
     const [source, sharp] = await Promise.all([readFile(original.path), loadSharp()])
     const { width, height } = original.record
-    const keepOriginal = transform.format === 'original'
-    const format: ImageFormat = keepOriginal ? original.record.format : (transform.format as ImageFormat)
+    const format = transform.format === 'original' ? original.record.format : transform.format
+    const { quality } = transform
+    const options = { webp: { quality }, avif: { quality }, jpeg: { quality, mozjpeg: true }, png: { compressionLevel: 9 } }[format]
 
-    const encode = async (targetWidth: number): Promise<DerivedFile> => {
-      const targetHeight = Math.round((height * targetWidth) / width)
+    const encode = async (targetWidth: number) => {
       const name = `${key.slice(0, 32)}-${targetWidth}.${EXTENSIONS[format]}`
+      const file = { name, width: targetWidth, height: Math.round((height * targetWidth) / width) }
       let pipeline = sharp(source)
-      if (targetWidth !== width) pipeline = pipeline.resize(targetWidth, targetHeight)
-      await writeFileAtomic(join(this.dir, name), await encoder(pipeline, format, transform.quality).toBuffer())
-      return { path: join(this.dir, name), name, width: targetWidth, height: targetHeight }
+      if (targetWidth !== width) pipeline = pipeline.resize(file.width, file.height)
+      await writeFileAtomic(join(this.dir, file.name), await pipeline.toFormat(format, options).toBuffer())
+      return file
     }
 
-    const main: DerivedFile = keepOriginal
-      ? { path: original.path, name: original.record.file, width, height }
-      : await encode(width)
     const smaller = [...new Set(transform.widths ?? [])].filter((w) => w < width).sort((a, b) => a - b)
-    const widths = await Promise.all(smaller.map(encode))
-    const placeholder = transform.placeholder === 'blur' ? await blurPlaceholder(sharp, source, width, height) : undefined
-
     const record: DerivedRecord = {
       version: DERIVE_VERSION,
       format,
-      // `format: original` emits the cached file itself; it is not copied here.
-      main: keepOriginal ? { name: main.name, width, height, original: true } : { name: main.name, width, height },
-      widths: widths.map(({ name, width: w, height: h }) => ({ name, width: w, height: h })),
-      placeholder,
+      main: transform.format === 'original' ? { name: original.record.file, width, height, original: true } : await encode(width),
+      widths: await Promise.all(smaller.map(encode)),
+      placeholder: transform.placeholder === 'blur' ? await blurPlaceholder(sharp, source, width, height) : undefined,
     }
     await writeFileAtomic(join(this.dir, `${key}.json`), JSON.stringify(record))
-    return { format, main, widths, placeholder }
+    return this.image(record, original)
+  }
+
+  private image(record: DerivedRecord, original: CachedImage): DerivedImage {
+    const { original: isOriginal, ...main } = record.main
+    return {
+      format: record.format,
+      main: { ...main, path: isOriginal ? original.path : join(this.dir, main.name) },
+      widths: record.widths.map((file) => ({ ...file, path: join(this.dir, file.name) })),
+      placeholder: record.placeholder,
+    }
   }
 }
 
+const localRequire = createRequire(import.meta.url)
+
 function derivedKey(original: CachedImage, transform: Transform): string {
+  // The versions that decide sharp's output, read from its package.json without loading sharp.
+  const sharp = localRequire('sharp/package.json') as { version: string; config?: { libvips?: string } }
+  const format = transform.format === 'original' ? original.record.format : transform.format
   const inputs = {
     v: DERIVE_VERSION,
-    ...sharpVersions(),
+    sharp: sharp.version,
+    libvips: sharp.config?.libvips ?? 'unknown',
     original: original.record.sha256,
     format: transform.format,
-    // Quality matters wherever something lossy is encoded: the main file, or the widths of a lossy original.
-    quality: lossy(transform.format === 'original' ? original.record.format : transform.format) ? transform.quality : undefined,
+    // Quality matters wherever something lossy (not PNG) is encoded: the main file, or the widths of a lossy original.
+    quality: format !== 'png' ? transform.quality : undefined,
     widths: transform.widths ? [...new Set(transform.widths)].sort((a, b) => a - b) : undefined,
     placeholder: transform.placeholder,
   }
   return createHash('sha256').update(canonicalJSON(inputs)).digest('hex')
-}
-
-const lossy = (format: ImageFormat) => format !== 'png'
-
-function encoder(pipeline: sharp.Sharp, format: ImageFormat, quality: number): sharp.Sharp {
-  switch (format) {
-    case 'webp':
-      return pipeline.webp({ quality })
-    case 'avif':
-      return pipeline.avif({ quality })
-    case 'jpeg':
-      return pipeline.jpeg({ quality, mozjpeg: true })
-    case 'png':
-      return pipeline.png({ compressionLevel: 9 })
-  }
 }
 
 /** A tiny blurred WebP as a data URL, to show while the real image loads. */

@@ -7,8 +7,6 @@ import { sleep } from './sleep'
 
 export interface LockOptions {
   signal?: AbortSignal
-  /** A lock whose heartbeat (mtime) is older than this is stale; at least 2000 (proper-lockfile's floor). @default 30000 */
-  staleMs?: number
   /** How often a waiter tries again. @default 1000 */
   intervalMs?: number
   /** Told once, after `waitNoticeMs` (default 3000) of waiting, who holds the lock. */
@@ -18,13 +16,13 @@ export interface LockOptions {
 
 /**
  * A lock per image key across processes (dev server, CLI, builds on one cache): proper-lockfile's
- * `locks/<key>.lock` directory, whose mtime the holder refreshes (every `staleMs / 2`). It is
- * stale, and taken over, when that heartbeat is older than `staleMs` (proper-lockfile's mtime
+ * `locks/<key>.lock` directory, whose mtime the holder refreshes (every 15 s). It is
+ * stale, and taken over, when that heartbeat is older than 30 s (proper-lockfile's mtime
  * rule, whatever its PID), or at once when its `owner.json` names this host and a dead PID.
  * Release removes the lock only while it is still ours, and never throws.
  */
 export async function acquireLock(dir: string, key: string, options: LockOptions = {}): Promise<() => Promise<void>> {
-  const { signal, staleMs = 30_000, intervalMs = 1000, onWait, waitNoticeMs = 3000 } = options
+  const { signal, intervalMs = 1000, onWait, waitNoticeMs = 3000 } = options
   const path = join(dir, `${key}.lock`)
   const owner = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString(), id: randomUUID() })
   let held = false
@@ -47,7 +45,7 @@ export async function acquireLock(dir: string, key: string, options: LockOptions
   for (;;) {
     signal?.throwIfAborted()
     try {
-      const release = await lock(join(dir, key), { lockfilePath: path, realpath: false, stale: Math.max(staleMs, 2000), fs: lockFs, onCompromised: () => {} })
+      const release = await lock(join(dir, key), { lockfilePath: path, realpath: false, stale: 30_000, fs: lockFs, onCompromised: () => {} })
       held = true
       return async () => {
         if (!notMine(path)) await release().catch(() => {})

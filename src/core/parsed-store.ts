@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { writeFileAtomic } from './atomic'
+import { readJsonSync, writeFileAtomic } from './atomic'
 import type { KeyedEntry } from './entries'
 import type { Manifest } from './manifest'
 
@@ -31,14 +30,9 @@ export class ParsedStore {
   }
 
   get(digest: string): ParsedManifest | undefined {
-    let parsed: Partial<ParsedManifest>
-    try {
-      parsed = JSON.parse(readFileSync(join(this.dir, `${digest}.json`), 'utf8')) as Partial<ParsedManifest>
-    } catch {
-      return undefined
-    }
+    const parsed = readJsonSync(join(this.dir, `${digest}.json`)) as Partial<ParsedManifest> | undefined
     // Anything else found there (a file cut short, another version's) is a miss, not an error.
-    const { manifest, entries } = parsed
+    const { manifest, entries } = parsed ?? {}
     const whole = Array.isArray(manifest?.entries) && Array.isArray(entries) && entries.length === manifest.entries.length
     return whole ? (parsed as ParsedManifest) : undefined
   }

@@ -1,18 +1,17 @@
-/**
- * What a file is, from its first bytes. A storage host's content type is not evidence:
- * error pages come back as `200 image/png` often enough, and images as `octet-stream`.
- */
-
 /** Bytes enough to recognize every format below. */
 export const SNIFF_LENGTH = 64
 
 export type ImageType = 'image/png' | 'image/jpeg' | 'image/webp' | 'image/avif'
 
+/**
+ * What a file is, from its first bytes. A storage host's content type is not evidence:
+ * error pages come back as `200 image/png` often enough, and images as `octet-stream`.
+ */
 export function sniffImageType(head: Uint8Array): ImageType | undefined {
   const b = Buffer.from(head.buffer, head.byteOffset, head.byteLength)
-  if (b.length >= 8 && b.subarray(0, 8).equals(PNG)) return 'image/png'
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg'
-  if (b.length >= 12 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP') return 'image/webp'
+  if (b.toString('latin1', 0, 8) === '\x89PNG\r\n\x1a\n') return 'image/png'
+  if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg'
+  if (b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP') return 'image/webp'
   if (b.length >= 16 && b.toString('latin1', 4, 8) === 'ftyp') {
     // the major brand, then the compatible brands, within the ftyp box
     const end = Math.min(b.readUInt32BE(0), b.length)
@@ -29,5 +28,3 @@ export function describeBytes(head: Uint8Array): string {
   const text = Buffer.from(head.buffer, head.byteOffset, head.byteLength).toString('latin1').replace(/[^\x20-\x7e]+/g, ' ').trim()
   return text ? `it starts with "${text.slice(0, 40)}"` : 'it is empty'
 }
-
-const PNG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])

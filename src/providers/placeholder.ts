@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { loadSharp } from '../core/sharp'
+import { loadSharp } from '../core/image-info'
 import type { GenerationJob, GenerationResult, Provider } from './types'
 
 /**

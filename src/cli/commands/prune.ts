@@ -1,6 +1,6 @@
 import { rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { listCache, readRecord } from '../../core/cache-files'
+import { listCache, readRecord } from '../../core/cache'
 import { clip, ImagegenError, plural } from '../../core/errors'
 import type { Project } from '../../core/project'
 import { readEntries } from '../project'

@@ -1,7 +1,6 @@
 import { join } from 'node:path'
 import pLimit from 'p-limit'
-import { hashFile } from '../../core/cache'
-import { listCache, readRecord } from '../../core/cache-files'
+import { hashFile, listCache, readRecord } from '../../core/cache'
 import { forTerminal, ImagegenError, plural } from '../../core/errors'
 import type { Project } from '../../core/project'
 import { EXIT, table, type CommandContext, type ExitCode } from '../terminal'
