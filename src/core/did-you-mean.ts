@@ -12,17 +12,9 @@ function distance(a: string, b: string): number {
   return row[b.length]!
 }
 
-/** The closest candidate, when it is close enough to be a likely typo. */
+/** The closest candidate (the first of equals), when it is close enough to be a likely typo. */
 export function didYouMean(input: string, candidates: readonly string[]): string | undefined {
-  const lower = input.toLowerCase()
-  let best: string | undefined
-  let bestDistance = Infinity
-  for (const candidate of candidates) {
-    const d = distance(lower, candidate.toLowerCase())
-    if (d < bestDistance) {
-      best = candidate
-      bestDistance = d
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(input.length / 3)) ? best : undefined
+  const distances = candidates.map((candidate) => distance(input.toLowerCase(), candidate.toLowerCase()))
+  const nearest = Math.min(...distances)
+  return nearest <= Math.max(2, Math.floor(input.length / 3)) ? candidates[distances.indexOf(nearest)] : undefined
 }

@@ -1,6 +1,6 @@
 import type { ProviderRequest } from '../providers/types'
 import { formatLocation } from './errors'
-import { keySpec, toRequest, type PixelSpec } from './key'
+import { keySpec, type PixelSpec } from './key'
 import type { Manifest, ManifestEntry } from './manifest'
 import { resolveReference } from './reference'
 
@@ -25,11 +25,12 @@ export async function keyEntries(
         ? await resolveReference(entry.spec.image, options.manifestPath, options.root, entry.location)
         : undefined
       const { key, pixels } = keySpec(entry.spec, options.provider, reference?.sha256)
-      return { ...entry, key, pixels, request: toRequest(pixels, reference?.path) }
+      const { model, prompt, width, height, seed, steps, guidance_scale, input } = pixels
+      const request = { model, prompt, width, height, seed, steps, guidance_scale, input, image: reference?.path }
+      return { ...entry, key, pixels, request }
     }),
   )
 }
-
 
 /** How messages name an entry: `file:line:col` and, in a collection, its name. */
 export function entryLabel(entry: KeyedEntry): string {

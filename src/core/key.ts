@@ -17,11 +17,6 @@ export interface PixelSpec extends Omit<ProviderRequest, 'image'> {
   image?: string
 }
 
-export interface KeyedSpec {
-  key: string
-  pixels: PixelSpec
-}
-
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 
 /**
@@ -32,7 +27,7 @@ export function deriveSeed(pixels: Omit<PixelSpec, 'seed'>): number {
   return Number.parseInt(sha256(canonicalJSON({ ...pixels, purpose: 'seed' })).slice(0, 8), 16)
 }
 
-export function keySpec(spec: ImageSpec, provider: string, referenceHash?: string): KeyedSpec {
+export function keySpec(spec: ImageSpec, provider: string, referenceHash?: string): { key: string; pixels: PixelSpec } {
   const unseeded: Omit<PixelSpec, 'seed'> = {
     v: KEY_SCHEMA_VERSION,
     provider,
@@ -49,10 +44,4 @@ export function keySpec(spec: ImageSpec, provider: string, referenceHash?: strin
   // Round-tripping through the canonical form drops undefined fields from the record too.
   const canonical = canonicalJSON(pixels)
   return { key: sha256(canonical), pixels: JSON.parse(canonical) as PixelSpec }
-}
-
-/** What the provider is asked for; `referencePath` is the checked absolute path of `image`. */
-export function toRequest(pixels: PixelSpec, referencePath?: string): ProviderRequest {
-  const { model, prompt, width, height, seed, steps, guidance_scale, input } = pixels
-  return { model, prompt, width, height, seed, steps, guidance_scale, input, image: referencePath }
 }

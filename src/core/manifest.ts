@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises'
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
+import { isUtf8 } from 'node:buffer'
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
 import type { z } from 'zod'
 import { didYouMean } from './did-you-mean'
 import { ManifestError, type ManifestProblem, type SourceLocation } from './errors'
@@ -36,95 +36,69 @@ export function parseManifest(source: string | Uint8Array, file: string): Manife
     const { line, col } = lineCounter.linePos(offset)
     return { file, line, column: col }
   }
-  const start = { file, line: 1, column: 1 }
 
   if (doc.errors.length > 0) {
-    throw new ManifestError(
-      file,
-      doc.errors.map((e) => ({ location: at(e.pos[0]), message: yamlMessage(e.code, e.message, text.slice(e.pos[0])) })),
-    )
+    const problems = doc.errors.map((e) => ({ location: at(e.pos[0]), message: yamlMessage(e.code, e.message, text.slice(e.pos[0])) }))
+    throw new ManifestError(file, problems)
   }
   const root = doc.contents
   if (root === null || (isScalar(root) && (root.value === null || root.value === ''))) {
-    throw new ManifestError(file, [
-      { location: start, message: 'the manifest is empty: write a `prompt:` for one image, or `images:` for a collection' },
-    ])
+    const message = 'the manifest is empty: write a `prompt:` for one image, or `images:` for a collection'
+    throw new ManifestError(file, [{ location: at(0), message }])
   }
   if (!isMap(root)) {
     const what = isSeq(root) ? 'a list' : 'a single value'
-    throw new ManifestError(file, [
-      {
-        location: at(root.range?.[0] ?? 0),
-        message: `the top level must be a map of fields (\`prompt:\`, \`width:\`, …) or of \`defaults:\` and \`images:\`, not ${what}`,
-      },
-    ])
+    const message = `the top level must be a map of fields (\`prompt:\`, \`width:\`, …) or of \`defaults:\` and \`images:\`, not ${what}`
+    throw new ManifestError(file, [{ location: at(root.range[0]), message }])
   }
 
   let data: unknown
   try {
     data = doc.toJS({ maxAliasCount: 100 })
   } catch (error) {
-    throw new ManifestError(file, [{ location: start, message: `the YAML cannot be read: ${(error as Error).message}` }])
+    throw new ManifestError(file, [{ location: at(0), message: `the YAML cannot be read: ${(error as Error).message}` }])
   }
 
-  const locate = locator(doc, at, start)
+  const locate = locator(doc, at)
   const isCollection = root.items.some((pair) => isScalar(pair.key) && COLLECTION_KEYS.includes(String(pair.key.value)))
-  return isCollection ? readCollection(data, file, locate) : readSingle(data, file, locate)
+  return isCollection ? readCollection(data, file, locate) : readSingle(data, file, locate, at(root.items[0]?.key.range[0] ?? 0))
 }
 
-export async function loadManifest(path: string, displayName: string): Promise<Manifest> {
-  let bytes: Uint8Array
-  try {
-    bytes = await readFile(path)
-  } catch (error) {
-    throw new ManifestError(displayName, [
-      { location: { file: displayName, line: 1, column: 1 }, message: `cannot read the manifest: ${(error as NodeJS.ErrnoException).code ?? error}` },
-    ])
-  }
-  return parseManifest(bytes, displayName)
-}
-
-function readSingle(data: unknown, file: string, locate: Locator): Manifest {
+function readSingle(data: unknown, file: string, locate: Locator, start: SourceLocation): Manifest {
   const result = imageFieldsSchema.safeParse(data)
-  const problems = result.success ? [] : zodProblems(result.error, locate, [])
-  const fields = (result.success ? result.data : {}) as ImageFields
-  if (result.success && fields.prompt === undefined) {
-    problems.push({ location: locate.key([]), message: '`prompt` is required: describe the image to generate' })
-  }
-  if (result.success) problems.push(...checkWidths(fields, [], locate))
+  if (!result.success) throw new ManifestError(file, zodProblems(result.error, locate, FIELD_NAMES))
+  const fields = result.data
+  const problems: ManifestProblem[] = []
+  if (fields.prompt === undefined) problems.push({ location: start, message: '`prompt` is required: describe the image to generate' })
+  problems.push(...checkWidths(fields, [], locate))
   if (problems.length > 0) throw new ManifestError(file, problems)
-  return { kind: 'single', entries: [{ spec: applyDefaults(fields), location: locate.key([]) }] }
+  return { kind: 'single', entries: [{ spec: applyDefaults(fields), location: start }] }
 }
 
 function readCollection(data: unknown, file: string, locate: Locator): Manifest {
   const result = collectionSchema.safeParse(data)
-  if (!result.success) throw new ManifestError(file, zodProblems(result.error, locate, []))
+  if (!result.success) throw new ManifestError(file, zodProblems(result.error, locate, COLLECTION_KEYS))
   const { defaults = {}, images } = result.data
   const problems: ManifestProblem[] = []
   const entries: ManifestEntry[] = []
   for (const [name, own] of Object.entries(images)) {
-    const merged = mergeDefaults(defaults, own)
+    // An entry's own fields win; `input` maps are merged field by field.
+    const merged = { ...defaults, ...own }
+    if (defaults.input && own.input) merged.input = { ...defaults.input, ...own.input }
     const location = locate.key(['images', name])
     if (merged.prompt === undefined) {
       problems.push({ location, message: `\`images.${name}.prompt\` is required: describe the image to generate` })
       continue
     }
-    const widthProblems = checkWidths(merged, own.widths ? ['images', name] : ['defaults'], locate)
-    problems.push(...widthProblems)
-    if (widthProblems.length === 0) entries.push({ name, spec: applyDefaults(merged), location })
+    const tooWide = checkWidths(merged, own.widths ? ['images', name] : ['defaults'], locate)
+    problems.push(...tooWide)
+    if (tooWide.length === 0) entries.push({ name, spec: applyDefaults(merged), location })
   }
   if (Object.keys(images).length === 0) {
     problems.push({ location: locate.value(['images']), message: '`images` is empty: add at least one entry, like `banner: { prompt: … }`' })
   }
   if (problems.length > 0) throw new ManifestError(file, problems)
   return { kind: 'collection', entries }
-}
-
-/** An entry's own fields win; `input` maps are merged field by field. */
-function mergeDefaults(defaults: ImageFields, own: ImageFields): ImageFields {
-  const merged = { ...defaults, ...own }
-  if (defaults.input && own.input) merged.input = { ...defaults.input, ...own.input }
-  return merged
 }
 
 function applyDefaults(fields: ImageFields): ImageSpec {
@@ -138,131 +112,80 @@ function checkWidths(fields: ImageFields, path: Path, locate: Locator): Manifest
   const tooWide = (fields.widths ?? []).filter((w) => w > width)
   if (tooWide.length === 0) return []
   const at = [...path, 'widths']
-  return [
-    {
-      location: locate.value(at),
-      message: `\`${dotted(at)}\` must not exceed \`width\` (${width}), images are never upscaled (got ${tooWide.join(', ')}): remove ${tooWide.length === 1 ? 'it' : 'them'} or raise \`width\``,
-    },
-  ]
+  const message =
+    `\`${at.join('.')}\` must not exceed \`width\` (${width}), images are never upscaled (got ${tooWide.join(', ')}): ` +
+    `remove ${tooWide.length === 1 ? 'it' : 'them'} or raise \`width\``
+  return [{ location: locate.value(at), message }]
 }
 
-function zodProblems(error: z.ZodError, locate: Locator, base: Path): ManifestProblem[] {
+/** `topLevel`: the names a misspelt top-level key is compared with (nested ones are always image fields). */
+function zodProblems(error: z.ZodError, locate: Locator, topLevel: readonly string[]): ManifestProblem[] {
   return error.issues.map((issue) => {
-    const path = [...base, ...(issue.path as Path)]
+    const path = issue.path as Path
     if (issue.code === 'unrecognized_keys') {
-      const known = path.length === 0 || (path.length === 1 && path[0] !== 'defaults') ? topLevelNames(locate) : FIELD_NAMES
+      const known = path.length === 0 ? topLevel : FIELD_NAMES
       const problems = issue.keys.map((key) => {
         const guess = didYouMean(key, known)
-        const where = path.length ? ` in \`${dotted(path)}\`` : ''
+        const where = path.length ? ` in \`${path.join('.')}\`` : ''
         const hint = guess ? `did you mean \`${guess}\`?` : `known fields: ${known.join(', ')}`
         return `unknown field \`${key}\`${where}: ${hint}`
       })
       return { location: locate.key([...path, issue.keys[0]!]), message: problems.join('; ') }
     }
-    const name = path.length ? `\`${dotted(path)}\`` : 'the manifest'
+    const name = path.length ? `\`${path.join('.')}\`` : 'the manifest'
     return { location: locate.value(path), message: `${name} ${issue.message}` }
   })
 }
 
-function topLevelNames(locate: Locator): readonly string[] {
-  return locate.isCollection ? COLLECTION_KEYS : FIELD_NAMES
-}
-
-const dotted = (path: Path) => path.join('.')
-
 function decodeUtf8(bytes: Uint8Array, file: string): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
-  } catch {
-    const offset = firstInvalidUtf8(bytes)
-    const before = new TextDecoder().decode(bytes.subarray(0, offset))
-    const lines = before.split('\n')
-    throw new ManifestError(file, [
-      {
-        location: { file, line: lines.length, column: lines.at(-1)!.length + 1 },
-        message: 'the manifest is not valid UTF-8 text: save it as UTF-8',
-      },
-    ])
-  }
-}
-
-function firstInvalidUtf8(bytes: Uint8Array): number {
-  let low = 0
-  let high = bytes.length
   const decoder = new TextDecoder('utf-8', { fatal: true })
-  // The longest prefix that still decodes (allowing a cut multi-byte tail) ends where the bad byte is.
-  while (low < high) {
-    const mid = Math.ceil((low + high) / 2)
+  if (isUtf8(bytes)) return decoder.decode(bytes)
+  // Fed one byte at a time, the decoder returns each character once complete and throws at the first bad byte
+  // (or never, when the text ends inside a character): what it returned is all the text before the bad sequence.
+  let before = ''
+  for (const byte of bytes) {
     try {
-      decoder.decode(bytes.subarray(0, mid), { stream: true })
-      decoder.decode()
-      low = mid
+      before += decoder.decode(Uint8Array.of(byte), { stream: true })
     } catch {
-      high = mid - 1
+      break
     }
   }
-  return low
+  const lines = before.split('\n')
+  const location = { file, line: lines.length, column: lines.at(-1)!.length + 1 }
+  throw new ManifestError(file, [{ location, message: 'the manifest is not valid UTF-8 text: save it as UTF-8' }])
 }
 
-interface Locator {
-  isCollection: boolean
-  /** The key of the pair at `path` (falls back to the nearest existing parent). */
-  key(path: Path): SourceLocation
-  /** The value at `path` (falls back to its key, then to the nearest parent). */
-  value(path: Path): SourceLocation
-}
+type Locator = ReturnType<typeof locator>
 
-function locator(doc: Document, at: (offset: number) => SourceLocation, start: SourceLocation): Locator {
-  const root = doc.contents
-  const isCollection =
-    isMap(root) && root.items.some((pair) => isScalar(pair.key) && COLLECTION_KEYS.includes(String(pair.key.value)))
-
-  function pairAt(path: Path): { pair?: Pair; parent?: Node } {
-    let node: unknown = root
+/**
+ * Where a path of the data is in the YAML. `key(path)`: the key of the pair at `path`, else the
+ * node where the path stops. `value(path)`: the value at `path`, else as `key`.
+ */
+function locator(doc: Document.Parsed, at: (offset: number) => SourceLocation) {
+  const offset = (node: unknown) => (node as Node | null | undefined)?.range?.[0]
+  const key = (path: Path): SourceLocation => {
+    let node: unknown = doc.contents
     let pair: Pair | undefined
     for (const segment of path) {
       if (isMap(node)) {
-        pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(segment))
-        if (!pair) return { parent: node }
+        // Compared as text: `toJS` (and so zod's path) turns a key `1:` into "1".
+        pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(segment))
+        if (!pair) return at(offset(node) ?? 0)
         node = pair.value
       } else if (isSeq(node) && typeof segment === 'number' && node.items[segment]) {
         pair = undefined
         node = node.items[segment]
       } else {
-        return { pair, parent: node as Node | undefined }
+        break
       }
     }
-    return { pair, parent: node as Node | undefined }
+    return at(offset(pair?.key) ?? offset(node) ?? 0)
   }
-  const offsetOf = (node: unknown): number | undefined => (node as Node | null)?.range?.[0]
-
-  function valueNode(path: Path): unknown {
-    let node: unknown = root
-    for (const segment of path) {
-      if (isMap(node)) node = node.get(segment, true)
-      else if (isSeq(node) && typeof segment === 'number') node = node.items[segment]
-      else return undefined
-    }
-    return node
+  const value = (path: Path): SourceLocation => {
+    const found = offset(doc.getIn(path, true))
+    return found === undefined ? key(path) : at(found)
   }
-
-  return {
-    isCollection,
-    key(path) {
-      if (path.length === 0) {
-        const first = isMap(root) ? root.items[0]?.key : root
-        return at(offsetOf(first) ?? 0)
-      }
-      const { pair, parent } = pairAt(path)
-      const offset = offsetOf(pair?.key) ?? offsetOf(parent)
-      return offset === undefined ? start : at(offset)
-    },
-    value(path) {
-      const node = valueNode(path)
-      const offset = offsetOf(node) ?? offsetOf(pairAt(path).pair?.key) ?? offsetOf(pairAt(path).parent)
-      return offset === undefined ? start : at(offset)
-    },
-  }
+  return { key, value }
 }
 
 function yamlMessage(code: string, message: string, source: string): string {

@@ -4,35 +4,25 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import { ManifestError, type SourceLocation } from './errors'
 import { sniffImageType, SNIFF_LENGTH } from './sniff'
 
-export interface Reference {
-  /** Real absolute path, inside the project root. */
-  path: string
-  sha256: string
-}
-
 /**
- * Resolves an entry's `image:` against its manifest. Files outside the project
- * root (by `..`, an absolute path or a symlink) and non-images are refused here,
- * before anything could be sent to a provider.
+ * Resolves an entry's `image:` against its manifest, to its real absolute `path` (inside the project root)
+ * and the `sha256` of its bytes. Files outside the project root (by `..`, an absolute path or a symlink)
+ * and non-images are refused here, before anything could be sent to a provider.
  */
 export async function resolveReference(
   image: string,
   manifestPath: string,
   root: string,
   location: SourceLocation,
-): Promise<Reference> {
+): Promise<{ path: string; sha256: string }> {
   const fail = (message: string): never => {
     throw new ManifestError(location.file, [{ location, message }])
   }
   if (isAbsolute(image)) fail(`\`image\` must be a path relative to the manifest, not an absolute path (got "${image}")`)
   const wanted = resolve(dirname(manifestPath), image)
-  let real: string
-  let realRoot: string
-  try {
-    ;[real, realRoot] = await Promise.all([realpath(wanted), realpath(root)])
-  } catch {
-    return fail(`\`image\` file not found: "${image}" (looked at ${relative(root, wanted) || wanted})`)
-  }
+  const [real, realRoot] = await Promise.all([realpath(wanted), realpath(root)]).catch(() =>
+    fail(`\`image\` file not found: "${image}" (looked at ${relative(root, wanted) || wanted})`),
+  )
   const inside = relative(realRoot, real)
   if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
     fail(`\`image\` must stay inside the project root; "${image}" leads outside it, and local files outside the project are never sent`)
