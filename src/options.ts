@@ -15,93 +15,49 @@ import type { Provider } from './providers/types'
 
 export interface Options {
   /**
-   * The project root: the cache folder and the paths in messages are relative to it, and
-   * reference images must lie inside it.
-   * @default the folder holding `imagegen.config.json`, else the nearest folder at or above the
-   * bundler's root (the CLI: the current folder) with a `package.json` or `.git`
+   * The project root: the cache folder and the paths in messages are relative to it, and reference images must lie inside it.
+   * @default the nearest folder, from the bundler's root (the CLI: the current folder) up, with `imagegen.config.json`, a `package.json` or `.git`
    */
   root?: string
-  /**
-   * Where generated images and their records are kept, relative to the root. Commit it.
-   * @default '.imagegen'
-   */
+  /** Where generated images and their records are kept, relative to the root. Commit it. @default '.imagegen' */
   cacheDir?: string
-  /**
-   * The Atlas Cloud API key. Prefer the environment variable: a key in a config file ends up in git.
-   * @default process.env.ATLASCLOUD_API_KEY
-   */
+  /** The Atlas Cloud API key. Prefer the variable: a key in a config file ends up in git. @default process.env.ATLASCLOUD_API_KEY */
   apiKey?: string
-  /**
-   * The Atlas Cloud API base URL.
-   * @default process.env.ATLASCLOUD_BASE_URL ?? 'https://api.atlascloud.ai'
-   */
+  /** The Atlas Cloud API base URL. @default process.env.ATLASCLOUD_BASE_URL ?? 'https://api.atlascloud.ai' */
   baseURL?: string
   /**
-   * Who makes the images: `'atlas'` (FLUX.1 [schnell] on Atlas Cloud), `'placeholder'`
-   * (deterministic local drawings, no key, no network), or your own `Provider`.
-   * The provider is part of every image's key.
-   * @default 'atlas'
+   * Who makes the images: `'atlas'` (FLUX.1 [schnell] on Atlas Cloud), `'placeholder'` (deterministic local drawings, no key,
+   * no network), or your own `Provider`. The provider is part of every image's key. @default 'atlas'
    */
   provider?: 'atlas' | 'placeholder' | Provider
   /**
-   * `'auto'` generates missing images when it can; `'offline'` never touches the network
-   * (missing images then fail a build, or show a placeholder in dev).
-   * @default 'offline' when IMAGEGEN_OFFLINE=1, else 'auto'
+   * `'auto'` generates missing images when it can; `'offline'` never touches the network (missing images then fail a build,
+   * or show a placeholder in dev). @default 'offline' when IMAGEGEN_OFFLINE=1, else 'auto'
    */
   mode?: 'auto' | 'offline'
-  /**
-   * Predictions that run at once, at most (fewer for a while when the service answers 429).
-   * @default 4
-   */
+  /** Predictions that run at once, at most (fewer for a while when the service answers 429). @default 4 */
   concurrency?: number
-  /**
-   * The most new images one build (or one dev server, or one CLI run) may generate; more fails
-   * before anything is submitted.
-   * @default 25
-   */
+  /** The most new images one build, dev server or CLI run may generate; more fails before anything is submitted. @default 25 */
   maxNewImages?: number
-  /**
-   * How long one image may take, from submit to downloaded file, in milliseconds.
-   * @default 300000
-   */
+  /** How long one image may take, from submit to downloaded file, in milliseconds. @default 300000 */
   timeoutMs?: number
-  /**
-   * The wait before a prediction's first poll, in milliseconds; it then grows ×1.5 up to `maxPollIntervalMs`.
-   * @default 1000
-   */
+  /** The wait before a prediction's first poll, in milliseconds; it then grows ×1.5 up to `maxPollIntervalMs`. @default 1000 */
   pollIntervalMs?: number
-  /**
-   * The longest wait between two polls of one prediction, in milliseconds.
-   * @default 5000
-   */
+  /** The longest wait between two polls of one prediction, in milliseconds. @default 5000 */
   maxPollIntervalMs?: number
-  /**
-   * How long one HTTP request to the provider may take, body included, in milliseconds.
-   * @default 30000
-   */
+  /** How long one HTTP request to the provider may take, body included, in milliseconds. @default 30000 */
   requestTimeoutMs?: number
   /**
-   * Write exact types beside each manifest (`art.images.d.yaml.ts`), so named imports are
-   * checked. Needs `"allowArbitraryExtensions": true` in tsconfig.json.
-   * @default false
+   * Write exact types beside each manifest (`art.images.d.yaml.ts`), so named imports are checked. Needs
+   * `"allowArbitraryExtensions": true` in tsconfig.json. @default false
    */
   dts?: boolean
-  /**
-   * Where files derived from the cache (other formats, widths, placeholders) are kept.
-   * They are rebuilt from `.imagegen/` whenever missing; do not commit them.
-   * @default 'node_modules/.cache/unplugin-imagegen'
-   */
+  /** Where files derived from the cache (formats, widths, placeholders) are kept; rebuilt when missing.
+   * @default 'node_modules/.cache/unplugin-imagegen' */
   derivedCacheDir?: string
-  /**
-   * Manifests the plugin handles and the CLI finds, among the `*.images.yaml` files: globs
-   * (relative to the root) or regular expressions over absolute paths.
-   * @default every manifest
-   */
+  /** Manifests the plugin handles and the CLI finds: globs (relative to the root) or RegExps over absolute paths. @default every `*.images.yaml` */
   include?: FilterPattern
-  /**
-   * Manifests left alone, as for `include`.
-   * @default none
-   */
+  /** Manifests left alone, as for `include`. @default none */
   exclude?: FilterPattern
 }
 
@@ -193,7 +149,8 @@ export function resolveOptions(options: Options = {}, { from, env = process.env 
     chosen = createPlaceholderProvider()
   } else if (o.provider === undefined || o.provider === 'atlas') {
     const { timeoutMs, pollIntervalMs, maxPollIntervalMs, requestTimeoutMs } = o
-    chosen = createAtlasProvider({ apiKey, baseURL: o.baseURL || env.ATLASCLOUD_BASE_URL?.trim() || undefined, timeoutMs, pollIntervalMs, maxPollIntervalMs, requestTimeoutMs })
+    const baseURL = o.baseURL || env.ATLASCLOUD_BASE_URL?.trim() || undefined
+    chosen = createAtlasProvider({ apiKey, baseURL, timeoutMs, pollIntervalMs, maxPollIntervalMs, requestTimeoutMs })
     cannotGenerate = offline ? offlineReason : apiKey ? undefined : 'no API key is set (ATLASCLOUD_API_KEY)'
   } else {
     chosen = o.provider
