@@ -1,21 +1,17 @@
 /**
- * Writes a prediction's output to the job's destination: streamed from a URL, or decoded
- * from base64; the first bytes must be an image, and no partial file is left. The key is never
- * sent to output URLs: they live on storage hosts, not the API.
+ * A prediction's output, streamed from a URL or decoded from base64, written to the job's destination only
+ * if its first bytes are an image. The key is never sent to output URLs: they live on storage hosts, not the API.
  */
 import { createWriteStream } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { ProviderError } from '../core/errors'
 import { describeBytes, sniffImageType, SNIFF_LENGTH } from '../core/sniff'
-import { formatBytes, loadUndici, RequestTimeoutError, seconds, transportError, USER_AGENT, withTimeout } from './request'
 import { readRetryAfter, withRetries, type Attempt, type RetryPolicy } from './retry'
-import type { Output } from './service'
+import { formatBytes, loadUndici, RequestTimeoutError, seconds, transportError, USER_AGENT, withTimeout, type Output } from './service'
 
 /** No image of ours comes near this; more means something is wrong, not a bigger picture. */
 export const MAX_OUTPUT_BYTES = 50 * 1024 * 1024
-const MAX_REDIRECTS = 5
-const REDIRECTS = new Set([301, 302, 303, 307, 308])
 const AFRESH = 'Nothing was cached; run again to generate it afresh.'
 
 export interface DownloadOptions {
@@ -24,7 +20,6 @@ export interface DownloadOptions {
   retry: RetryPolicy
   maxBytes?: number
   predictionId?: string
-  /** The advice when the storage cannot be reached. */
   unreachableHint: string
   /** Scrubs what the storage sent before a message shows it. */
   redact?: (text: string) => string
@@ -33,14 +28,14 @@ export interface DownloadOptions {
 
 /** The storage no longer has the output (404/410): it expired, and only a new prediction brings it back. */
 export class OutputExpiredError extends ProviderError {}
-/** The bytes are not an image, whatever their label said. */
 class NotAnImageError extends ProviderError {}
 
-/** Saves `output` to `destination`; returns the image type read from its bytes. */
+/** Returns the image type read from the bytes; leaves no partial file. */
 export async function saveOutput(output: Output, destination: string, options: DownloadOptions): Promise<{ contentType: string }> {
   const maxBytes = options.maxBytes ?? MAX_OUTPUT_BYTES
   try {
-    if (output.kind === 'url') return await withRetries(() => downloadOnce(output.url, destination, options), { policy: options.retry, signal: options.signal })
+    const retries = { policy: options.retry, signal: options.signal }
+    if (output.kind === 'url') return await withRetries(() => downloadOnce(output.url, destination, maxBytes, options), retries)
     if (Math.floor((output.base64.length * 3) / 4) > maxBytes + 2) throw tooLarge(options.predictionId, maxBytes)
     const bytes = Buffer.from(output.base64, 'base64')
     const type = sniffImageType(bytes.subarray(0, SNIFF_LENGTH))
@@ -55,34 +50,30 @@ export async function saveOutput(output: Output, destination: string, options: D
   }
 }
 
-async function downloadOnce(url: string, destination: string, options: DownloadOptions): Promise<Attempt<{ contentType: string }>> {
+async function downloadOnce(url: string, destination: string, maxBytes: number, options: DownloadOptions): Promise<Attempt<{ contentType: string }>> {
   const { signal, predictionId } = options
-  const maxBytes = options.maxBytes ?? MAX_OUTPUT_BYTES
   const origin = new URL(url).origin
   const sentAt = performance.now()
   let seen = 0
   try {
-    return await withTimeout(signal, options.timeoutMs, async (timed) => {
+    return await withTimeout(signal, options.timeoutMs, async (timed): Promise<Attempt<{ contentType: string }>> => {
       const res = await follow(new URL(url), timed, predictionId)
       const status = res.statusCode
       if (status !== 200) {
         await res.body.dump()
         if (status === 429) options.onRateLimited?.(sentAt)
         if (status === 404 || status === 410) {
-          throw new OutputExpiredError(`the output of ${named(predictionId)} is gone from ${origin} (HTTP ${status}): outputs expire about 14 days after their prediction.`, {
-            hint: 'Run again to generate the image afresh.',
-            predictionId,
-            status,
-          })
+          const reason = `the output of ${named(predictionId)} is gone from ${origin} (HTTP ${status}): outputs expire about 14 days after their prediction.`
+          throw new OutputExpiredError(reason, { hint: 'Run again to generate the image afresh.', predictionId, status })
         }
         const retryable = status === 429 || status >= 500
         // retryable failures keep the journal (the scheduler clears it only on a definite answer)
         const hint = retryable ? 'Run again; the prediction is kept and not paid twice.' : AFRESH
         const error = new ProviderError(`cannot download the output of ${named(predictionId)} from ${origin} (HTTP ${status}).`, { hint, predictionId, status, retryable })
-        return { ok: false, error, retryAfterMs: readRetryAfter(res.headers['retry-after'], undefined) } as const
+        return { ok: false, error, retryAfterMs: readRetryAfter(res.headers['retry-after'], undefined) }
       }
       if (Number(res.headers['content-length']) > maxBytes) {
-        // destroy, not dump: reading 50 MB to throw it away is what the cap is there to avoid
+        // destroy, not dump: reading what the cap is there to refuse would defeat it
         res.body.on('error', () => {}).destroy()
         throw tooLarge(predictionId, maxBytes)
       }
@@ -99,10 +90,10 @@ async function downloadOnce(url: string, destination: string, options: DownloadO
         createWriteStream(destination),
       )
       const type = sniffImageType(head)
-      if (type) return { ok: true, value: { contentType: type } } as const
+      if (type) return { ok: true, value: { contentType: type } }
       const declared = res.headers['content-type']
       // an error page served as 200 may be a passing state of the storage: worth another try
-      return { ok: false, error: notAnImage(options, head, Array.isArray(declared) ? declared[0] : declared, true) } as const
+      return { ok: false, error: notAnImage(options, head, Array.isArray(declared) ? declared[0] : declared, true) }
     })
   } catch (error) {
     if (signal.aborted) throw signal.reason
@@ -121,23 +112,20 @@ async function downloadOnce(url: string, destination: string, options: DownloadO
 
 /**
  * Sends the GET and follows redirects itself (storage links often point at a CDN): only to
- * http(s), at most MAX_REDIRECTS. undici's redirect interceptor refuses other schemes too,
+ * http(s), at most 5 times. undici's redirect interceptor refuses other schemes too,
  * but with an invalid-argument error that reads as a network fault and is retried.
  */
 async function follow(url: URL, signal: AbortSignal, predictionId: string | undefined) {
   const { request } = await loadUndici()
   for (let redirects = 0; ; redirects++) {
     const res = await request(url, { method: 'GET', headers: { 'user-agent': USER_AGENT }, signal })
-    const location = REDIRECTS.has(res.statusCode) ? res.headers.location : undefined
+    const location = [301, 302, 303, 307, 308].includes(res.statusCode) ? res.headers.location : undefined
     if (typeof location !== 'string') return res
     await res.body.dump()
     const from = `the output storage at ${url.origin} redirected the download of ${named(predictionId)}`
     const details = { hint: AFRESH, predictionId, status: res.statusCode }
-    if (redirects >= MAX_REDIRECTS) throw new ProviderError(`${from} more than ${MAX_REDIRECTS} times; refusing to follow further.`, details)
-    let next: URL | undefined
-    try {
-      next = new URL(location, url)
-    } catch {}
+    if (redirects >= 5) throw new ProviderError(`${from} more than 5 times; refusing to follow further.`, details)
+    const next = URL.parse(location, url.href)
     if (next?.protocol !== 'http:' && next?.protocol !== 'https:')
       throw new ProviderError(`${from} to ${next ? `a \`${next.protocol}\` URL` : 'an address that is not a URL'}; only http(s) redirects are followed.`, details)
     url = next
@@ -147,11 +135,9 @@ async function follow(url: URL, signal: AbortSignal, predictionId: string | unde
 const named = (predictionId: string | undefined) => (predictionId ? `prediction \`${predictionId}\`` : 'the prediction')
 
 function tooLarge(predictionId: string | undefined, maxBytes: number): ProviderError {
-  return new ProviderError(`the output of ${named(predictionId)} is larger than ${formatBytes(maxBytes)}; refusing to save it.`, {
-    hint: "Nothing was cached; check the spec's `width`, `height` and `input`.",
-    predictionId,
-    predictionOver: true,
-  })
+  const reason = `the output of ${named(predictionId)} is larger than ${formatBytes(maxBytes)}; refusing to save it.`
+  const hint = "Nothing was cached; check the spec's `width`, `height` and `input`."
+  return new ProviderError(reason, { hint, predictionId, predictionOver: true })
 }
 
 function notAnImage({ predictionId, redact = (t) => t }: DownloadOptions, head: Uint8Array, declared: string | undefined, retryable = false): ProviderError {

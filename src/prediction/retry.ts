@@ -14,9 +14,6 @@ export interface RetryPolicy {
   maxDelayMs: number
 }
 
-/** A service asking for more than this is treated as asking for this. */
-export const MAX_RETRY_AFTER_MS = 60_000
-
 /** One try: a value, or a failure (`code`: the transport's error code, when nothing was answered). */
 export type Attempt<T> = { ok: true; value: T } | Failure
 export interface Failure {
@@ -28,25 +25,22 @@ export interface Failure {
 
 /** The wait the service asked for, in ms: `Retry-After` as seconds or an HTTP date, or `retry_after` (seconds) in a JSON body. */
 export function readRetryAfter(header: string | string[] | undefined, body: unknown, now = Date.now()): number | undefined {
-  const value = Array.isArray(header) ? header[0] : header
-  if (value !== undefined && value.trim() !== '') {
-    const secs = Number(value)
-    if (Number.isFinite(secs)) return Math.max(0, secs * 1000)
-    const date = Date.parse(value)
-    if (Number.isFinite(date)) return Math.max(0, date - now)
+  const value = (Array.isArray(header) ? header[0] : header)?.trim()
+  if (value) {
+    const ms = Number.isFinite(Number(value)) ? Number(value) * 1000 : Date.parse(value) - now
+    if (Number.isFinite(ms)) return Math.max(0, ms)
   }
   const record = (v: unknown) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : undefined)
-  const fromBody = record(body)?.retry_after ?? record(record(body)?.data)?.retry_after
-  const secs = typeof fromBody === 'string' ? Number(fromBody) : fromBody
-  return typeof secs === 'number' && Number.isFinite(secs) ? Math.max(0, secs * 1000) : undefined
+  const secs = record(body)?.retry_after ?? record(record(body)?.data)?.retry_after
+  return (typeof secs === 'number' || typeof secs === 'string') && Number.isFinite(Number(secs)) ? Math.max(0, Number(secs) * 1000) : undefined
 }
 
 /**
- * What the service asked for (capped), else capped exponential backoff with jitter: a random
- * wait between half and all of the step, so that clients refused together do not come back together.
+ * What the service asked for (at most a minute), else capped exponential backoff with jitter: a
+ * random wait between half and all of the step, so that clients refused together do not come back together.
  */
 export function retryDelay(retry: number, policy: RetryPolicy, retryAfterMs?: number, random: () => number = Math.random): number {
-  if (retryAfterMs !== undefined) return Math.min(retryAfterMs, MAX_RETRY_AFTER_MS)
+  if (retryAfterMs !== undefined) return Math.min(retryAfterMs, 60_000)
   const step = Math.min(policy.baseDelayMs * 2 ** retry, policy.maxDelayMs)
   return step / 2 + random() * (step / 2)
 }

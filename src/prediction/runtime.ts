@@ -1,19 +1,19 @@
 /**
- * A provider over any prediction service: upload a reference, submit (or resume), poll until
- * the prediction ends, save its output. The adapter says how to speak to the service; this file
- * holds the order of steps and the rules for paying once. It holds no concurrency control: told
- * of each 429 (`job.onRateLimited`), the scheduler runs fewer jobs at once.
+ * A provider over any prediction service (service.ts): upload a reference, submit (or resume), poll
+ * until the prediction ends, save its output, and pay once. No concurrency control of its own:
+ * told of each 429 (`job.onRateLimited`), the scheduler runs fewer jobs at once.
  */
+import { createHash } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { basename } from 'node:path'
 import { clip, ProviderError } from '../core/errors'
 import { sleep } from '../core/sleep'
-import type { GenerationJob, GenerationResult, Provider, ResumeState } from '../providers/types'
+import { sniffImageType, SNIFF_LENGTH } from '../core/sniff'
+import type { GenerationJob, GenerationResult, Provider, ResumeState, UploadRecord } from '../providers/types'
 import { MAX_OUTPUT_BYTES, OutputExpiredError, saveOutput } from './download'
-import { seconds, send } from './request'
 import { withRetries, type Failure, type RetryPolicy } from './retry'
-import type { Call, Prediction, PredictionService } from './service'
-import { referenceUploads, type ReferenceUploads } from './upload'
+import { seconds, send, type Call, type Prediction, type PredictionService } from './service'
 
-/** Every setting and its default. */
 const DEFAULTS = {
   /** Delay before the first poll; grows ×1.5 after each poll, up to `maxPollIntervalMs`. @default 1000 */
   pollIntervalMs: 1000,
@@ -38,7 +38,7 @@ const DEFAULTS = {
 }
 export type PredictionSettings = Partial<typeof DEFAULTS>
 /** Outputs expire 14 days after the submit (ATLAS_API.md): an older prediction is not worth a poll. */
-export const OUTPUT_LIFETIME_MS = 14 * 24 * 60 * 60 * 1000
+const OUTPUT_LIFETIME_MS = 14 * 24 * 60 * 60 * 1000
 /** An output that answers 404 sooner than this after its submit has not expired: it is not paid for again. */
 const EXPIRY_PLAUSIBLE_MS = 60 * 60 * 1000
 /** Transport failures that prove the submit never left this machine, so it was not billed. */
@@ -48,27 +48,17 @@ const UNABORTED = new AbortController().signal
 
 interface Runtime extends Required<PredictionSettings> {
   service: PredictionService
-  maxAnswerBytes: number
   retry: RetryPolicy
-  uploads: ReferenceUploads
+  /** Reference uploads by content hash: in flight (one however many images share it), and done. */
+  uploading: Map<string, Promise<string>>
+  uploaded: Map<string, UploadRecord>
 }
 
 export function createPredictionProvider(service: PredictionService, settings: PredictionSettings = {}): Provider {
   const s = { ...DEFAULTS, ...Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) }
-  const rt: Runtime = {
-    ...s,
-    service,
-    maxAnswerBytes: Math.ceil(s.maxOutputBytes / 3) * 4 + 1024 * 1024,
-    retry: { retries: s.maxRetries, baseDelayMs: s.retryDelayMs, maxDelayMs: s.maxRetryDelayMs },
-    uploads: referenceUploads(service, s.uploadMaxAgeMs),
-  }
-  return {
-    name: service.name,
-    async generate(job) {
-      service.check()
-      return generate(rt, job)
-    },
-  }
+  const retry = { retries: s.maxRetries, baseDelayMs: s.retryDelayMs, maxDelayMs: s.maxRetryDelayMs }
+  const rt: Runtime = { ...s, service, retry, uploading: new Map(), uploaded: new Map() }
+  return { name: service.name, generate: (job) => generate(rt, job) }
 }
 
 /**
@@ -78,20 +68,17 @@ export function createPredictionProvider(service: PredictionService, settings: P
  */
 async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResult> {
   const { service } = rt
+  service.check()
   job.signal.throwIfAborted()
-  const image = job.request.image === undefined ? undefined : await rt.uploads(job.request.image, job.uploads, (call) => request(rt, job, call))
-  let resume = resumable(job.resume)
-  let afresh = false
+  const image = job.request.image === undefined ? undefined : await upload(rt, job, job.request.image)
+  const journaled = resumable(job.resume)
   let deadline: number | undefined
-  for (;;) {
-    let prediction: Prediction | undefined
-    let { id, submittedAt } = resume ?? { id: undefined, submittedAt: Date.now() }
-    if (!resume) {
-      prediction = await submit(rt, job, service.create(job.request, image))
-      ;({ id } = prediction)
-      submittedAt = Date.now()
-      if (prediction.state !== 'failed' && id !== undefined) await job.onSubmitted?.({ id, submittedAt: new Date(submittedAt).toISOString() })
-    }
+  for (let afresh = false; ; afresh = true) {
+    const resume = afresh ? undefined : journaled
+    let prediction = resume ? undefined : await submit(rt, job, service.create(job.request, image))
+    const id = resume ? resume.id : prediction?.id
+    const submittedAt = resume ? resume.submittedAt : Date.now()
+    if (prediction && prediction.state !== 'failed' && id !== undefined) await job.onSubmitted?.({ id, submittedAt: new Date(submittedAt).toISOString() })
     deadline ??= Date.now() + rt.timeoutMs
     job.signal.throwIfAborted()
     const named = `${service.title} prediction${id === undefined ? '' : ` \`${id}\``}`
@@ -101,14 +88,11 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
         throw new ProviderError(`${service.title} accepted the submit but its answer has no prediction id to poll.`, { hint })
       }
       try {
-        prediction = await pollUntilDone(rt, job, id, submittedAt, deadline, !resume)
+        prediction = await poll(rt, job, id, submittedAt, deadline, !resume)
       } catch (error) {
         // the journal outlived the prediction: what was paid is lost either way
-        const gone = error instanceof ProviderError && [400, 404, 410].includes(error.status ?? 0)
-        if (!resume || afresh || !gone) throw error
-        resume = undefined
-        afresh = true
-        continue
+        if (resume && error instanceof ProviderError && [400, 404, 410].includes(error.status ?? 0)) continue
+        throw error
       }
     }
     if (prediction.state === 'failed') {
@@ -141,20 +125,12 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
     } catch (error) {
       if (!(error instanceof OutputExpiredError)) throw error
       const age = Date.now() - submittedAt
-      if (age >= EXPIRY_PLAUSIBLE_MS && !afresh) {
-        // old enough to have expired (outputs last 14 days): made again, once
-        resume = undefined
-        afresh = true
-        continue
-      }
+      if (age >= EXPIRY_PLAUSIBLE_MS && !afresh) continue
       // Too recent to have expired: storage that has not caught up, most likely. Paying again
       // now would be a guess; the journal keeps the prediction for a rerun.
-      throw new ProviderError(`the output of ${named} answered 404 only ${Math.round(age / 1000)} s after its submit (outputs last 14 days).`, {
-        hint: 'It is paid for and journaled: run again to download it; should it still be missing an hour after its submit, a run generates it afresh.',
-        predictionId: id,
-        status: 404,
-        retryable: true,
-      })
+      const reason = `the output of ${named} answered 404 only ${Math.round(age / 1000)} s after its submit (outputs last 14 days).`
+      const hint = 'It is paid for and journaled: run again to download it; should it still be missing an hour after its submit, a run generates it afresh.'
+      throw new ProviderError(reason, { hint, predictionId: id, status: 404, retryable: true })
     }
   }
 }
@@ -165,6 +141,40 @@ function resumable(state: ResumeState | undefined): { id: string; submittedAt: n
   const submittedAt = typeof state.submittedAt === 'string' ? Date.parse(state.submittedAt) : Number.NaN
   if (!Number.isFinite(submittedAt)) return { id: state.id, submittedAt: 0 }
   return Date.now() - submittedAt >= OUTPUT_LIFETIME_MS ? undefined : { id: state.id, submittedAt }
+}
+
+/**
+ * The URL of a reference image at the service: uploaded once per content hash, remembered in
+ * the cache (the job's memo) and by this provider, uploaded again once old or for another service.
+ */
+async function upload(rt: Runtime, job: GenerationJob, path: string): Promise<string> {
+  const name = basename(path)
+  const bytes = await readFile(path).catch((error: NodeJS.ErrnoException) => {
+    const hint = "Check the entry's `image` path and run again."
+    throw new ProviderError(`cannot read the reference image ${name} (${error.code ?? String(error)}).`, { hint })
+  })
+  // reference.ts refused non-images already; this guards callers that skip it
+  const type = sniffImageType(bytes.subarray(0, SNIFF_LENGTH))
+  if (!type) throw new ProviderError(`the reference image ${name} is not a PNG, JPEG, WebP or AVIF image; nothing was uploaded.`)
+  const sha256 = createHash('sha256').update(bytes).digest('hex')
+  let url = rt.uploading.get(sha256)
+  if (!url) {
+    url = (async () => {
+      const known = rt.uploaded.get(sha256) ?? (await job.uploads?.get(sha256).catch(() => undefined))
+      const age = known ? Date.now() - Date.parse(known.uploadedAt) : Number.NaN
+      if (known?.service === rt.service.baseURL && age >= 0 && age < rt.uploadMaxAgeMs) return known.url
+      const call = rt.service.upload(new Blob([new Uint8Array(bytes)], { type }), name)
+      const record = { url: await request(rt, job, call), uploadedAt: new Date().toISOString(), service: rt.service.baseURL }
+      rt.uploaded.set(sha256, record)
+      await job.uploads?.set(sha256, record)
+      return record.url
+    })()
+    rt.uploading.set(sha256, url)
+    // settled uploads leave: the memo answers from now on, and a failure may be tried again
+    const settle = () => rt.uploading.delete(sha256)
+    url.then(settle, settle)
+  }
+  return url
 }
 
 /**
@@ -188,7 +198,7 @@ function submit(rt: Runtime, job: GenerationJob, call: Call<Prediction>): Promis
   const notTaken = ({ error: { status }, code, retryAfterMs }: Failure) =>
     status === 429 || (status === 503 && retryAfterMs !== undefined) || (status === undefined && code !== undefined && NOT_SENT_CODES.has(code))
   const hint = `The submit may have been accepted (and billed) anyway, so it was not sent again: if no new prediction shows in your ${rt.service.title} dashboard, run again.`
-  return withRetries(() => send(call, { ...exchange(rt, job), signal: UNABORTED }), {
+  return withRetries(() => send(call, rt, job, UNABORTED), {
     policy: rt.retry,
     signal: job.signal,
     resend: notTaken,
@@ -198,47 +208,33 @@ function submit(rt: Runtime, job: GenerationJob, call: Call<Prediction>): Promis
 
 /** A call that is safe to repeat (a poll, an upload), sent again while its failure is retryable. */
 function request<T>(rt: Runtime, job: GenerationJob, call: Call<T>, deadline?: number): Promise<T> {
-  return withRetries(() => send(call, exchange(rt, job)), { policy: rt.retry, signal: job.signal, deadline })
+  return withRetries(() => send(call, rt, job), { policy: rt.retry, signal: job.signal, deadline })
 }
 
-const exchange = (rt: Runtime, job: GenerationJob) => ({
-  service: rt.service,
-  signal: job.signal,
-  timeoutMs: rt.requestTimeoutMs,
-  maxBytes: rt.maxAnswerBytes,
-  onRateLimited: job.onRateLimited,
-})
-
-async function pollUntilDone(rt: Runtime, job: GenerationJob, id: string, submittedAt: number, deadline: number, fresh: boolean): Promise<Prediction> {
+async function poll(rt: Runtime, job: GenerationJob, id: string, submittedAt: number, deadline: number, fresh: boolean): Promise<Prediction> {
   // a resumed prediction may be long done: look at once
   let wait = fresh ? rt.pollIntervalMs : 0
   let lastStatus = 'unknown'
   for (;;) {
     const left = deadline - Date.now()
     if (left <= 0) {
-      throw new ProviderError(`${rt.service.title} prediction \`${id}\` did not finish within ${seconds(rt.timeoutMs)} (last status \`${lastStatus}\`).`, {
-        hint: 'It is paid for: the next run polls it again instead of submitting; raise `timeoutMs` to wait longer.',
-        predictionId: id,
-        retryable: true,
-      })
+      const reason = `${rt.service.title} prediction \`${id}\` did not finish within ${seconds(rt.timeoutMs)} (last status \`${lastStatus}\`).`
+      const hint = 'It is paid for: the next run polls it again instead of submitting; raise `timeoutMs` to wait longer.'
+      throw new ProviderError(reason, { hint, predictionId: id, retryable: true })
     }
     await sleep(Math.min(wait, left), job.signal)
     wait = nextPollWait(wait, rt)
-    let prediction: Prediction
-    try {
-      prediction = await request(rt, job, rt.service.get(id), deadline)
-    } catch (error) {
+    const prediction = await request(rt, job, rt.service.get(id), deadline).catch((error: unknown) => {
       // a fresh prediction may answer 404/400 for a few seconds (ATLAS_API.md)
       const status = error instanceof ProviderError ? error.status : undefined
-      if ((status === 404 || status === 400) && Date.now() - submittedAt < rt.warmUpMs) continue
+      if ((status === 404 || status === 400) && Date.now() - submittedAt < rt.warmUpMs) return undefined
       throw error
-    }
-    lastStatus = prediction.status ?? lastStatus
-    if (prediction.state !== 'pending') return prediction
+    })
+    lastStatus = prediction?.status ?? lastStatus
+    if (prediction && prediction.state !== 'pending') return prediction
   }
 }
 
-/** The wait after one of `previous` ms: the first interval, then ×1.5 up to the cap. */
 export function nextPollWait(previous: number, { pollIntervalMs, maxPollIntervalMs }: { pollIntervalMs: number; maxPollIntervalMs: number }): number {
   return previous < pollIntervalMs ? pollIntervalMs : Math.min(previous * 1.5, maxPollIntervalMs)
 }

@@ -1,11 +1,13 @@
 /**
- * What a prediction service adapter tells the runtime, after Replicate's client:
- * `predictions.create`, `predictions.get` and `files.create`, each a described HTTP call
- * with a reader of its answer. The adapter knows paths, auth and answer shapes; the runtime
- * does the sending, the retries, the waiting and the paying once. Nothing here does I/O.
+ * What a prediction service adapter tells the runtime, after Replicate's client: `predictions.create`,
+ * `predictions.get` and `files.create`, each a described HTTP call with a reader of its answer; and how
+ * a call is sent: once, within a deadline, its answer read no further than a cap, every failure returned
+ * as a value so the caller decides on retries. Only the caller's abort rejects, with its own reason.
  */
-import type { ProviderError } from '../core/errors'
-import type { ProviderRequest } from '../providers/types'
+import type { Dispatcher } from 'undici'
+import { ProviderError } from '../core/errors'
+import type { GenerationJob, ProviderRequest } from '../providers/types'
+import { readRetryAfter, type Attempt } from './retry'
 
 export interface PredictionService {
   /** The provider's name: part of every image key. */
@@ -20,22 +22,19 @@ export interface PredictionService {
   check(): void
   /** Removes what must never be shown (the key) from text the service or its storage sent. */
   redact(text: string): string
-  /** predictions.create: the submit of `request`, `image` being its uploaded reference's URL. */
+  /** `image`: the uploaded reference's URL. */
   create(request: ProviderRequest, image?: string): Call<Prediction>
-  /** predictions.get */
   get(id: string): Call<Prediction>
-  /** files.create: the upload of a reference image, answered with its URL. */
-  upload?(file: Blob, name: string): Call<string>
+  /** Answered with the file's URL. */
+  upload(file: Blob, name: string): Call<string>
 }
 
-/** What a request was for, as messages say it. */
+/** What a request was for, as messages say it: `submitting a prediction`, `polling prediction \`pred_1\``, … */
 export interface Doing {
-  /** `submitting a prediction`, `polling prediction \`pred_1\``, … */
   action: string
   predictionId?: string
 }
 
-/** One HTTP request to the service and how to read its answer. */
 export interface Call<T> extends Doing {
   method: 'GET' | 'POST'
   url: string
@@ -45,7 +44,7 @@ export interface Call<T> extends Doing {
   read(answer: Answer): T | ProviderError
 }
 
-/** An answer as it came: the body read whole (it was small enough), and parsed when JSON. */
+/** The body read whole (it was small enough), and parsed when JSON. */
 export interface Answer {
   status: number
   headers: Record<string, string | string[] | undefined>
@@ -53,18 +52,13 @@ export interface Answer {
   json: unknown
 }
 
-export type PredictionState = 'pending' | 'succeeded' | 'failed'
-
-export type Output =
-  | { kind: 'url'; url: string }
-  | { kind: 'data-url'; contentType?: string; base64: string }
-  | { kind: 'base64'; base64: string }
+export type Output = { kind: 'url'; url: string } | { kind: 'data-url'; contentType?: string; base64: string } | { kind: 'base64'; base64: string }
 
 export interface Prediction {
   id?: string
-  /** The status as the service wrote it. */
+  /** As the service wrote it. */
   status?: string
-  state: PredictionState
+  state: 'pending' | 'succeeded' | 'failed'
   outputs: Output[]
   /** What the first output entry that is none of the above is, e.g. "a `file:` URL". */
   unusableOutput?: string
@@ -74,3 +68,99 @@ export interface Prediction {
   completedAt?: string
   predictTime?: number
 }
+
+export const USER_AGENT = 'unplugin-imagegen'
+export const LATER = "The fault is on the service's side; run again later."
+
+let undici: Promise<typeof import('undici')> | undefined
+/** undici, loaded by the first request: a build with every image cached never needs it. */
+export const loadUndici = () => (undici ??= import('undici'))
+
+/** Sends `call` once; `signal` (by default the job's) ends it. Answers are read up to the output's base64 size plus 1 MB. */
+export async function send<T>(
+  call: Call<T>,
+  { service, requestTimeoutMs, maxOutputBytes }: { service: PredictionService; requestTimeoutMs: number; maxOutputBytes: number },
+  job: GenerationJob,
+  signal = job.signal,
+): Promise<Attempt<T>> {
+  const maxBytes = Math.ceil(maxOutputBytes / 3) * 4 + 1024 * 1024
+  const sentAt = performance.now()
+  let answer: Answer
+  try {
+    answer = await withTimeout(signal, requestTimeoutMs, async (timed) => {
+      const { request } = await loadUndici()
+      // Node's FormData is one undici reads (by its shape), though typed apart
+      const res = await request(call.url, { method: call.method, headers: call.headers, body: call.body as Dispatcher.RequestOptions['body'], signal: timed })
+      const refuse = () => {
+        // destroy, not dump: reading what the cap is there to refuse would defeat it
+        res.body.on('error', () => {}).destroy()
+        const reason = `${service.title} sent an answer larger than ${formatBytes(maxBytes)} (while ${call.action}); refusing to read it.`
+        return new ProviderError(reason, { hint: LATER, predictionId: call.predictionId, retryable: true })
+      }
+      if (Number(res.headers['content-length']) > maxBytes) throw refuse()
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        if ((size += chunk.length) > maxBytes) throw refuse()
+        chunks.push(chunk)
+      }
+      const text = Buffer.concat(chunks).toString('utf8')
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch {}
+      return { status: res.statusCode, headers: res.headers, text, json }
+    })
+  } catch (error) {
+    if (signal.aborted) throw signal.reason
+    if (error instanceof ProviderError) return { ok: false, error }
+    return { ok: false, error: transportError(error, `${service.title} at ${service.baseURL}`, call, service.unreachableHint), code: errorCode(error) }
+  }
+  const value = call.read(answer)
+  if (!(value instanceof ProviderError)) return { ok: true, value }
+  if (value.status === 429) job.onRateLimited?.(sentAt)
+  return { ok: false, error: value, retryAfterMs: readRetryAfter(answer.headers['retry-after'], answer.json) }
+}
+
+/** Thrown by `withTimeout` when its own timer, not the caller's signal, ended the work. */
+export class RequestTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`request timed out after ${timeoutMs} ms`)
+  }
+}
+
+/** Runs `work` with a signal that aborts when `signal` does (rejecting with its reason) or after `ms` (RequestTimeoutError). */
+export async function withTimeout<T>(signal: AbortSignal, ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  signal.throwIfAborted()
+  const timeout = AbortSignal.timeout(ms)
+  try {
+    return await work(AbortSignal.any([signal, timeout]))
+  } catch (error) {
+    if (signal.aborted) throw signal.reason
+    throw timeout.aborted ? new RequestTimeoutError(ms) : error
+  }
+}
+
+/** A request that got no answer. Only the error code is kept: undici's message and stack say nothing a user can act on. */
+export function transportError(error: unknown, target: string, doing: Doing, hint: string): ProviderError {
+  const details = { predictionId: doing.predictionId, retryable: true, hint }
+  if (error instanceof RequestTimeoutError)
+    return new ProviderError(`${target} did not answer within ${seconds(error.timeoutMs)} (while ${doing.action}).`, { ...details, hint: 'Check the network, then run again.' })
+  return new ProviderError(`cannot reach ${target}: ${errorCode(error)} (while ${doing.action}).`, details)
+}
+
+/** `ECONNREFUSED`, `UND_ERR_SOCKET`, … from the error or its causes. */
+function errorCode(error: unknown): string {
+  for (let e: unknown = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && code) return code
+  }
+  return error instanceof Error ? error.message.split('\n')[0]! : String(error)
+}
+
+/** `900 KB`, `1.5 MB`. */
+export const formatBytes = (bytes: number): string =>
+  bytes >= 1024 * 1024 ? `${Number((bytes / 1024 / 1024).toFixed(1))} MB` : `${Math.ceil(bytes / 1024)} KB`
+
+/** `250ms`, `1.5s`, `300s`. */
+export const seconds = (ms: number): string => (ms < 1000 ? `${ms}ms` : `${Number((ms / 1000).toFixed(1))}s`)

@@ -1,17 +1,10 @@
 /**
- * The Atlas Cloud protocol as pure functions: paths, the submit body, and readers of answers.
+ * The Atlas Cloud protocol as pure functions: the submit body, and readers of answers.
  * The service has shown several answer shapes over time (ATLAS_API.md), so every reader here
  * accepts all of them. Nothing here does I/O.
  */
-import type { Output, Prediction, PredictionState } from '../prediction/service'
+import type { Output, Prediction } from '../prediction/service'
 import type { ProviderRequest } from './types'
-
-export const SUBMIT_PATH = '/api/v1/model/generateImage'
-export const UPLOAD_PATH = '/api/v1/model/uploadMedia'
-export const predictionPath = (id: string) => `/api/v1/model/prediction/${encodeURIComponent(id)}`
-
-/** An answer either carries a payload or is an error, whatever its HTTP status said. */
-export type Envelope = { ok: true; payload: Record<string, unknown> } | { ok: false; code?: number; text?: string }
 
 const SUCCEEDED = new Set(['completed', 'succeeded'])
 /** Atlas's own, then those of other prediction services (ATLAS_API.md): none of them changes again. */
@@ -24,8 +17,6 @@ const MIN_BASE64_LENGTH = 64
 
 export const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 const readString = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined)
-/** Seconds as a number or a numeric string; NaN for anything else. */
-const readTime = (value: unknown) => (typeof value === 'number' || (typeof value === 'string' && value.trim() !== '') ? Number(value) : Number.NaN)
 
 /** The envelope `code` as a number; it comes as a number or a string. */
 export function readCode(code: unknown): number | undefined {
@@ -34,7 +25,7 @@ export function readCode(code: unknown): number | undefined {
 }
 
 /** Unwraps `{ code, message, data }` or passes a flat object through. A `code` other than 200 is an error even under HTTP 200. */
-export function readEnvelope(body: unknown): Envelope {
+export function readEnvelope(body: unknown): { ok: true; payload: Record<string, unknown> } | { ok: false; code?: number; text?: string } {
   if (!isRecord(body)) return { ok: false, text: 'the answer is not a JSON object' }
   if (body.code != null) {
     const code = readCode(body.code)
@@ -60,7 +51,7 @@ export function readPredictionId(payload: Record<string, unknown>): string | und
  * `in_progress`, and any status never seen before: the caller's deadline bounds them, and a new
  * running state is likelier than a new terminal one.
  */
-export function classifyStatus(status: string): PredictionState {
+export function classifyStatus(status: string): Prediction['state'] {
   const s = status.trim().toLowerCase()
   return SUCCEEDED.has(s) ? 'succeeded' : FAILED.has(s) ? 'failed' : 'pending'
 }
@@ -92,13 +83,6 @@ function rawOutputs(payload: Record<string, unknown>): unknown[] {
 /** The readable entries of the outputs; the others are dropped. */
 export const readOutputs = (payload: Record<string, unknown>): Output[] => rawOutputs(payload).map(readOutput).filter((o) => o !== undefined)
 
-/** What an output entry that `readOutput` refused is, for the message: its scheme, never its text. */
-function describeUnusableOutput(value: unknown): string {
-  const text = isRecord(value) ? (value.url ?? value.uri ?? value.data) : value
-  const scheme = typeof text === 'string' ? /^\s*([a-z][a-z0-9+.-]*):/i.exec(text)?.[1] : undefined
-  return scheme ? `a \`${scheme.toLowerCase()}:\` URL` : 'not a URL'
-}
-
 /** The first error text among `error`, `message`, `msg`, `detail` of each source, in order. */
 export function readErrorText(...sources: unknown[]): string | undefined {
   for (const source of sources.filter(isRecord)) {
@@ -125,19 +109,23 @@ function toText(value: unknown): string | undefined {
 export function readPrediction(payload: Record<string, unknown>, envelope?: Record<string, unknown>): Prediction {
   const status = readString(payload.status)
   const outputs = readOutputs(payload)
-  const unusable = rawOutputs(payload).find((value) => readOutput(value) === undefined)
   const state = status !== undefined ? classifyStatus(status) : outputs.length > 0 ? 'succeeded' : 'pending'
-  const time = readTime((isRecord(payload.metrics) ? payload.metrics.predict_time : undefined) ?? payload.predict_time)
+  // of an entry `readOutput` refused, the message shows its scheme, never its text
+  const unusable = rawOutputs(payload).find((value) => readOutput(value) === undefined)
+  const unusableText = isRecord(unusable) ? (unusable.url ?? unusable.uri ?? unusable.data) : unusable
+  const scheme = typeof unusableText === 'string' ? /^\s*([a-z][a-z0-9+.-]*):/i.exec(unusableText)?.[1] : undefined
+  const time = (isRecord(payload.metrics) ? payload.metrics.predict_time : undefined) ?? payload.predict_time
+  const seconds = typeof time === 'number' || (typeof time === 'string' && time.trim() !== '') ? Number(time) : undefined
   return {
     id: readPredictionId(payload),
     status,
     state,
     outputs,
-    ...(unusable !== undefined && { unusableOutput: describeUnusableOutput(unusable) }),
+    ...(unusable !== undefined && { unusableOutput: scheme ? `a \`${scheme.toLowerCase()}:\` URL` : 'not a URL' }),
     error: state === 'failed' ? readErrorText(payload, envelope === payload ? undefined : envelope) : undefined,
     createdAt: readString(payload.created_at ?? payload.createdAt),
     completedAt: readString(payload.completed_at ?? payload.completedAt),
-    predictTime: Number.isFinite(time) ? time : undefined,
+    predictTime: Number.isFinite(seconds) ? seconds : undefined,
   }
 }
 
@@ -148,9 +136,7 @@ export function readPrediction(payload: Record<string, unknown>, envelope?: Reco
  */
 export function buildSubmitBody(request: ProviderRequest, imageURL?: string): Record<string, unknown> {
   const { model, prompt, width, height, seed, steps, guidance_scale, input } = request
-  const optional = { steps, guidance_scale, image: imageURL }
-  const given = Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined))
-  return { model, prompt, width, height, seed, ...given, ...input }
+  return { model, prompt, width, height, seed, steps, guidance_scale, image: imageURL, ...input }
 }
 
 /** The URL of an uploaded file: `data.download_url` (as documented) or a top-level `url`. */

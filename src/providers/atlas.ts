@@ -4,10 +4,9 @@
  * once are the runtime's (src/prediction/).
  */
 import { clip, ProviderError } from '../core/errors'
-import { LATER, USER_AGENT } from '../prediction/request'
 import { createPredictionProvider, type PredictionSettings } from '../prediction/runtime'
-import type { Answer, Call, Doing, Prediction, PredictionService } from '../prediction/service'
-import { buildSubmitBody, isRecord, predictionPath, readEnvelope, readErrorText, readPrediction, readUploadURL, SUBMIT_PATH, UPLOAD_PATH } from './atlas-protocol'
+import { LATER, USER_AGENT, type Answer, type Call, type Doing, type Prediction, type PredictionService } from '../prediction/service'
+import { buildSubmitBody, isRecord, readEnvelope, readErrorText, readPrediction, readUploadURL } from './atlas-protocol'
 import type { Provider } from './types'
 
 export interface AtlasProviderOptions extends PredictionSettings {
@@ -17,14 +16,14 @@ export interface AtlasProviderOptions extends PredictionSettings {
   baseURL?: string
 }
 
-export const DEFAULT_BASE_URL = 'https://api.atlascloud.ai'
 /** Texts that mean the account has no money left, whatever the status says. */
 const OUT_OF_CREDIT = /insufficient|balance/i
 
 type Read<T> = (payload: Record<string, unknown>, body: Record<string, unknown>) => T | ProviderError
 
 export function createAtlasProvider({ apiKey, baseURL, ...settings }: AtlasProviderOptions = {}): Provider {
-  return createPredictionProvider(atlasService(apiKey?.trim() || undefined, (baseURL?.trim() || DEFAULT_BASE_URL).replace(/\/+$/, '')), settings)
+  const base = (baseURL?.trim() || 'https://api.atlascloud.ai').replace(/\/+$/, '')
+  return createPredictionProvider(atlasService(apiKey?.trim() || undefined, base), settings)
 }
 
 function atlasService(apiKey: string | undefined, baseURL: string): PredictionService {
@@ -33,7 +32,7 @@ function atlasService(apiKey: string | undefined, baseURL: string): PredictionSe
   const call = <T>(method: 'GET' | 'POST', path: string, doing: Doing, read: Read<T>, body?: string | FormData): Call<T> => ({
     ...doing,
     method,
-    url: `${baseURL}${path}`,
+    url: `${baseURL}/api/v1/model/${path}`,
     headers: {
       authorization: `Bearer ${apiKey}`,
       accept: 'application/json',
@@ -60,15 +59,15 @@ function atlasService(apiKey: string | undefined, baseURL: string): PredictionSe
         throw new ProviderError(`the Atlas Cloud base URL \`${baseURL}\` is not an http(s) URL.`, { hint: 'Check `ATLASCLOUD_BASE_URL` or the `baseURL` option.' })
     },
     redact,
-    create: (request, image) => call('POST', SUBMIT_PATH, { action: 'submitting a prediction' }, prediction, JSON.stringify(buildSubmitBody(request, image))),
-    get: (id) => call('GET', predictionPath(id), { action: `polling prediction \`${id}\``, predictionId: id }, prediction),
+    create: (request, image) => call('POST', 'generateImage', { action: 'submitting a prediction' }, prediction, JSON.stringify(buildSubmitBody(request, image))),
+    get: (id) => call('GET', `prediction/${encodeURIComponent(id)}`, { action: `polling prediction \`${id}\``, predictionId: id }, prediction),
     upload(file, name) {
       const form = new FormData()
       form.set('file', file, name)
+      const hint = 'Run again; if it persists, the upload API has changed.'
       const url: Read<string> = (payload, body) =>
-        readUploadURL(payload, body) ??
-        new ProviderError(`Atlas Cloud accepted the reference image ${name} but its answer has no \`download_url\`.`, { hint: 'Run again; if it persists, the upload API has changed.' })
-      return call('POST', UPLOAD_PATH, { action: `uploading the reference image ${name}` }, url, form)
+        readUploadURL(payload, body) ?? new ProviderError(`Atlas Cloud accepted the reference image ${name} but its answer has no \`download_url\`.`, { hint })
+      return call('POST', 'uploadMedia', { action: `uploading the reference image ${name}` }, url, form)
     },
   }
 }
