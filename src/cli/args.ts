@@ -1,35 +1,26 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { version } from '../../package.json'
 import { didYouMean } from '../core/did-you-mean'
 import type { Options } from '../options'
 import { usageError } from './terminal'
 
-export const COMMANDS = ['generate', 'status', 'prune', 'verify'] as const
-export type CommandName = (typeof COMMANDS)[number]
-
 type Flags = NonNullable<ParseArgsConfig['options']>
 
-const HELP_FLAG: Flags = { help: { type: 'boolean', short: 'h' } }
+/** Each command's flags besides `--help`. */
+const FLAGS = {
+  generate: { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, concurrency: { type: 'string' }, 'max-new': { type: 'string' } },
+  status: { json: { type: 'boolean' } },
+  prune: { 'dry-run': { type: 'boolean' }, 'any-provider': { type: 'boolean' } },
+  verify: {},
+} satisfies Record<string, Flags>
+
+export type CommandName = keyof typeof FLAGS
+const COMMANDS = Object.keys(FLAGS) as CommandName[]
 
 /** Flags that set an option, by the option they set (checked by the options' own schema). */
 export const OPTION_FLAGS: Record<string, keyof Options> = { concurrency: 'concurrency', 'max-new': 'maxNewImages' }
 
-/** Each command's flags, and whether it takes paths. */
-const SPECS = {
-  generate: {
-    paths: true,
-    flags: {
-      'dry-run': { type: 'boolean' },
-      json: { type: 'boolean' },
-      concurrency: { type: 'string' },
-      'max-new': { type: 'string' },
-    },
-  },
-  status: { paths: true, flags: { json: { type: 'boolean' } } },
-  prune: { paths: false, flags: { 'dry-run': { type: 'boolean' }, 'any-provider': { type: 'boolean' } } },
-  verify: { paths: false, flags: {} },
-} satisfies Record<CommandName, { paths: boolean; flags: Flags }>
-
-export const HELP = `imagegen — generate the images of *.images.yaml manifests (FLUX.1 [schnell] on Atlas Cloud)
+const HELP = `imagegen — generate the images of *.images.yaml manifests (FLUX.1 [schnell] on Atlas Cloud)
 
 Usage:
   imagegen generate [paths…]  generate every missing image of the manifests under the paths
@@ -51,7 +42,7 @@ IMAGEGEN_OFFLINE=1 forbids the network.
 Exit codes: 0 ok, 1 something missing, failed or damaged, 2 bad arguments, config or
 manifests, 130/143 stopped by SIGINT/SIGTERM.`
 
-export const COMMAND_HELP: Record<CommandName, string> = {
+const COMMAND_HELP: Record<CommandName, string> = {
   generate: `Usage: imagegen generate [paths…] [options]
 
 Generates every image of the manifests under the paths that is not in the cache yet,
@@ -92,48 +83,44 @@ Options:
   -h, --help   show this help`,
 }
 
-export type Invocation =
-  /** `usage`: shown because no command was given, so to stderr with exit 2. */
-  | { kind: 'help'; text: string; usage?: boolean }
-  | { kind: 'version' }
-  | { kind: 'command'; command: CommandName; paths: string[]; flags: Record<string, unknown> }
+export type Command = { command: CommandName; paths: string[]; flags: Record<string, unknown> }
+
+/** A command to run, or a text to print: on stderr with exit 2 when `usage` (no command was given). */
+export type Invocation = Command | { text: string; usage?: boolean }
 
 /** Reads argv (without `node` and the script). Throws a usage error (exit 2) on anything unknown. */
 export function parseInvocation(argv: readonly string[]): Invocation {
-  const first = argv[0]
-  if (first === undefined) return { kind: 'help', text: HELP, usage: true }
-  if (first === '-h' || first === '--help' || first === 'help') return { kind: 'help', text: HELP }
-  if (first === '-v' || first === '--version' || first === 'version') return { kind: 'version' }
-  if (!(COMMANDS as readonly string[]).includes(first)) {
+  const [first, ...rest] = argv
+  if (first === undefined) return { text: HELP, usage: true }
+  if (['-h', '--help', 'help'].includes(first)) return { text: HELP }
+  if (['-v', '--version', 'version'].includes(first)) return { text: version }
+  const command = COMMANDS.find((name) => name === first)
+  if (!command) {
     const guess = first.startsWith('-') ? undefined : didYouMean(first, COMMANDS)
     throw usageError(`unknown command \`${first}\`${guess ? `: did you mean \`${guess}\`?` : `; the commands are ${COMMANDS.join(', ')}`}`)
   }
-  const command = first as CommandName
-  const spec = SPECS[command]
-  const flagSpec: Flags = { ...spec.flags, ...HELP_FLAG }
+  const flags: Flags = { ...FLAGS[command], help: { type: 'boolean', short: 'h' } }
   let parsed
   try {
-    parsed = parseArgs({ args: [...argv.slice(1)], options: flagSpec, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args: rest, options: flags, allowPositionals: true, strict: true })
   } catch (error) {
-    throw usageError(describeParseError(error as Error & { code?: string }, command, flagSpec))
+    const { code, message } = error as Error & { code?: string }
+    const names = Object.keys(flags).map((name) => `--${name}`)
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const flag = /'([^']+)'/.exec(message)?.[1] ?? ''
+      const guess = didYouMean(flag.replace(/=.*$/, ''), names)
+      const hint = guess ? `: did you mean \`${guess}\`?` : `; its options are ${names.join(', ')}`
+      throw usageError(`unknown option \`${flag}\` for \`imagegen ${command}\`${hint}`)
+    }
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      const flag = /--([a-z-]+)/.exec(message)?.[0] ?? 'an option'
+      throw usageError(`\`${flag}\` ${flags[flag.slice(2)]?.type === 'string' ? `needs a value, like \`${flag} 10\`` : 'takes no value'}`)
+    }
+    throw usageError(message)
   }
-  if (parsed.values.help) return { kind: 'help', text: COMMAND_HELP[command] }
-  if (!spec.paths && parsed.positionals.length > 0) {
+  if (parsed.values.help) return { text: COMMAND_HELP[command] }
+  if ((command === 'prune' || command === 'verify') && parsed.positionals.length > 0) {
     throw usageError(`\`imagegen ${command}\` takes no paths (got ${parsed.positionals.map((p) => `\`${p}\``).join(', ')}): it always looks at the whole project`)
   }
-  return { kind: 'command', command, paths: parsed.positionals, flags: parsed.values }
-}
-
-function describeParseError(error: Error & { code?: string }, command: CommandName, flags: Flags): string {
-  const names = Object.keys(flags).map((f) => `--${f}`)
-  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-    const flag = /'([^']+)'/.exec(error.message)?.[1] ?? ''
-    const guess = didYouMean(flag.replace(/=.*$/, ''), names)
-    return `unknown option \`${flag}\` for \`imagegen ${command}\`${guess ? `: did you mean \`${guess}\`?` : `; its options are ${names.join(', ')}`}`
-  }
-  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-    const flag = /--([a-z-]+)/.exec(error.message)?.[0] ?? 'an option'
-    return `\`${flag}\` ${flags[flag.slice(2)]?.type === 'string' ? 'needs a value, like `' + flag + ' 10`' : 'takes no value'}`
-  }
-  return error.message
+  return { command, paths: parsed.positionals, flags: parsed.values }
 }

@@ -20,16 +20,13 @@ const code = await run(process.argv.slice(2), {
   // The first Ctrl-C (or SIGTERM) stops the command cleanly; a second one quits at once.
   onSignal(listener) {
     let seen = false
-    const handlers = (['SIGINT', 'SIGTERM'] as const).map((name) => {
-      const handler = () => {
-        if (seen) process.exit(name === 'SIGINT' ? EXIT.interrupted : EXIT.terminated)
-        seen = true
-        listener(name)
-      }
-      process.on(name, handler)
-      return [name, handler] as const
-    })
-    return () => handlers.forEach(([name, handler]) => process.off(name, handler))
+    const handler = (name: NodeJS.Signals) => {
+      if (seen) process.exit(name === 'SIGINT' ? EXIT.interrupted : EXIT.terminated)
+      seen = true
+      listener(name as 'SIGINT' | 'SIGTERM')
+    }
+    process.on('SIGINT', handler).on('SIGTERM', handler)
+    return () => void process.off('SIGINT', handler).off('SIGTERM', handler)
   },
 })
 // Exit once stdout is flushed: a pipe reader must get the whole --json document, and idle

@@ -2,128 +2,79 @@ import { imageLabel } from '../core/plan'
 import type { GenerateEvent } from '../core/scheduler'
 import { formatSeconds, type Terminal } from './terminal'
 
-export interface ProgressState {
-  total: number
-  done: number
-  failed: number
-  inFlight: number
-  seconds: number
-}
-
-const BAR_CHARS = { full: '█', empty: '░' }
+export type ProgressState = Record<'total' | 'done' | 'failed' | 'inFlight' | 'seconds', number>
 
 /** One line of the progress bar, fitted to `columns`. */
-export function renderProgress(state: ProgressState, columns = 80): string {
-  const counts = `${state.done + state.failed}/${state.total}`
-  const details = [`${state.inFlight} in flight`, ...(state.failed > 0 ? [`${state.failed} failed`] : []), formatSeconds(state.seconds)]
-  const text = ` ${counts} · ${details.join(' · ')}`
+export function renderProgress({ total, done, failed, inFlight, seconds }: ProgressState, columns: number): string {
+  const details = [`${inFlight} in flight`, ...(failed > 0 ? [`${failed} failed`] : []), formatSeconds(seconds)]
+  const text = ` ${done + failed}/${total} · ${details.join(' · ')}`
   const width = Math.max(10, Math.min(30, columns - text.length - 12))
-  const filled = state.total === 0 ? width : Math.round((width * (state.done + state.failed)) / state.total)
-  return `imagegen ${BAR_CHARS.full.repeat(filled)}${BAR_CHARS.empty.repeat(width - filled)}${text}`.slice(0, Math.max(columns - 1, 20))
+  const filled = total === 0 ? width : Math.round((width * (done + failed)) / total)
+  return `imagegen ${'█'.repeat(filled)}${'░'.repeat(width - filled)}${text}`.slice(0, Math.max(columns - 1, 20))
 }
 
-export interface Reporter {
-  onEvent(event: GenerateEvent): void
-  /** A note for people while the run goes on (kept above the bar on a terminal). */
-  note(line: string): void
-  stop(): void
-}
-
-/** Counts what the scheduler reports; the reporters draw it. */
-class Tally {
-  readonly submitted = new Set<string>()
-  total = 0
-  done = 0
-  failed = 0
-  private readonly started = performance.now()
-
-  constructor(private readonly isInterrupt: (error: Error) => boolean) {}
-
-  apply(event: GenerateEvent): void {
-    if (event.type === 'start') this.total = event.total
-    else if (event.type === 'submitted') this.submitted.add(event.image.key)
-    else if (event.type === 'generated') {
-      this.done++
-      this.submitted.delete(event.image.key)
-    } else if (event.type === 'failed') {
-      // an image stopped by Ctrl-C has not failed: its journal resumes it next run
-      if (!this.isInterrupt(event.error)) this.failed++
-      this.submitted.delete(event.image.key)
-    }
-  }
-
-  state(): ProgressState {
-    return { total: this.total, done: this.done, failed: this.failed, inFlight: this.submitted.size, seconds: (performance.now() - this.started) / 1000 }
-  }
-}
-
-/** Nothing but the notes (for `--json`, where stdout carries the result). */
-export function silentReporter(): Reporter {
-  return { onEvent() {}, note() {}, stop() {} }
-}
-
-/** A line per submitted and per finished image, for logs and CI. */
-export function lineReporter(terminal: Terminal, isInterrupt: (error: Error) => boolean): Reporter {
-  const tally = new Tally(isInterrupt)
-  const count = () => `[${tally.done + tally.failed}/${tally.total}]`
+/** Counts what the scheduler reports, for the reporters to show. */
+function tally(isInterrupt: (error: Error) => boolean) {
+  const started = performance.now()
+  const inFlight = new Set<string>()
+  const counts = { total: 0, done: 0, failed: 0 }
   return {
-    onEvent(event) {
-      tally.apply(event)
-      switch (event.type) {
-        case 'waiting':
-          terminal.err(`imagegen: waiting for ${imageLabel(event.image)}: another process is making it (${event.holder})`)
-          break
-        case 'submitted':
-          terminal.err(`imagegen: ${event.resumed ? 'resumed' : 'submitted'} ${imageLabel(event.image)} (${event.predictionId})`)
-          break
-        case 'generated':
-          terminal.err(`imagegen: ${count()} generated ${imageLabel(event.image)} in ${formatSeconds(event.seconds)}`)
-          break
-        case 'failed':
-          if (!isInterrupt(event.error)) terminal.err(`imagegen: ${count()} failed ${imageLabel(event.image)}: ${event.error.message}`)
-          break
-      }
+    counts,
+    apply(event: GenerateEvent) {
+      if (event.type === 'start') counts.total = event.total
+      else if (event.type === 'submitted') inFlight.add(event.image.key)
+      else if (event.type === 'generated' || event.type === 'failed') inFlight.delete(event.image.key)
+      if (event.type === 'generated') counts.done++
+      // An image stopped by Ctrl-C has not failed: its journal resumes it next run.
+      if (event.type === 'failed' && !isInterrupt(event.error)) counts.failed++
     },
-    note: (line) => terminal.err(line),
+    state: (): ProgressState => ({ ...counts, inFlight: inFlight.size, seconds: (performance.now() - started) / 1000 }),
+  }
+}
+
+/** A line per submitted and per finished image, for logs and CI. `note` prints a line for people while the run goes on. */
+export function lineReporter(terminal: Terminal, isInterrupt: (error: Error) => boolean) {
+  const progress = tally(isInterrupt)
+  const { counts } = progress
+  const count = () => `[${counts.done + counts.failed}/${counts.total}]`
+  return {
+    onEvent(event: GenerateEvent) {
+      progress.apply(event)
+      if (!('image' in event)) return
+      const image = imageLabel(event.image)
+      if (event.type === 'waiting') terminal.err(`imagegen: waiting for ${image}: another process is making it (${event.holder})`)
+      else if (event.type === 'submitted') terminal.err(`imagegen: ${event.resumed ? 'resumed' : 'submitted'} ${image} (${event.predictionId})`)
+      else if (event.type === 'generated') terminal.err(`imagegen: ${count()} generated ${image} in ${formatSeconds(event.seconds)}`)
+      else if (!isInterrupt(event.error)) terminal.err(`imagegen: ${count()} failed ${image}: ${event.error.message}`)
+    },
+    note: (line: string) => terminal.err(line),
     stop() {},
   }
 }
 
-/** A progress bar redrawn in place on stderr: done/total, in flight, failed, elapsed. */
-export function barReporter(terminal: Terminal, isInterrupt: (error: Error) => boolean): Reporter {
-  const tally = new Tally(isInterrupt)
+/** A progress bar redrawn in place on stderr: done/total, in flight, failed, elapsed; failures and notes go above it. */
+export function barReporter(terminal: Terminal, isInterrupt: (error: Error) => boolean) {
+  const progress = tally(isInterrupt)
   const stream = terminal.stderr
-  let drawn = false
-  const clear = () => {
-    if (drawn) stream.write('\r\x1b[2K')
-    drawn = false
-  }
-  const draw = () => {
-    stream.write(`\r\x1b[2K${renderProgress(tally.state(), stream.columns || 80)}`)
-    drawn = true
-  }
+  // Every write starts by erasing the line: the bar is redrawn in place, and a line printed above takes its place.
+  const draw = () => stream.write(`\r\x1b[2K${renderProgress(progress.state(), stream.columns || 80)}`)
   const above = (line: string) => {
-    clear()
-    stream.write(`${line}\n`)
+    stream.write(`\r\x1b[2K${line}\n`)
     draw()
   }
   const timer = setInterval(draw, 100)
   timer.unref()
   return {
-    onEvent(event) {
-      tally.apply(event)
-      if (event.type === 'failed' && !isInterrupt(event.error)) {
-        above(`imagegen: failed ${imageLabel(event.image)}: ${event.error.message}`)
-      } else if (event.type === 'submitted' && event.resumed) {
-        above(`imagegen: resumed ${imageLabel(event.image)} (${event.predictionId})`)
-      } else {
-        draw()
-      }
+    onEvent(event: GenerateEvent) {
+      progress.apply(event)
+      if (event.type === 'failed' && !isInterrupt(event.error)) above(`imagegen: failed ${imageLabel(event.image)}: ${event.error.message}`)
+      else if (event.type === 'submitted' && event.resumed) above(`imagegen: resumed ${imageLabel(event.image)} (${event.predictionId})`)
+      else draw()
     },
     note: above,
     stop() {
       clearInterval(timer)
-      clear()
+      stream.write('\r\x1b[2K')
     },
   }
 }

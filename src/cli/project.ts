@@ -1,14 +1,14 @@
 import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import type { KeyedEntry } from '../core/entries'
 import { manifestProblems, type Project } from '../core/project'
 import { usageError } from './terminal'
 
 /**
- * The manifests under `paths` (folders are searched, manifest files taken as they are),
- * relative to `cwd`; the whole root when `paths` is empty.
+ * The manifests under `paths` (folders are searched, manifest files taken as they are; all of
+ * `cwd` when there are none) and their entries. Problems in any manifest end the command
+ * (exit 2), all reported at once.
  */
-export async function manifestFiles(project: Project, cwd: string, paths: readonly string[]): Promise<string[]> {
+export async function readManifests(project: Project, cwd: string, paths: readonly string[]) {
   const found = new Set<string>()
   for (const path of paths.length > 0 ? paths : [cwd]) {
     const absolute = resolve(cwd, path)
@@ -18,12 +18,8 @@ export async function manifestFiles(project: Project, cwd: string, paths: readon
     else if (project.isManifest(absolute)) found.add(absolute)
     else throw usageError(`\`${path}\` is not a folder or a manifest (*.images.yaml)`)
   }
-  return [...found].sort()
-}
-
-/** Every entry of `files`; problems in any of them end the command (exit 2), all reported at once. */
-export async function readEntries(project: Project, files: readonly string[]): Promise<KeyedEntry[]> {
+  const files = [...found].sort()
   const { entries, problems } = await project.readAll(files)
   if (problems.length > 0) throw manifestProblems(problems)
-  return entries
+  return { files, entries }
 }

@@ -1,25 +1,9 @@
 import { ImagegenError } from '../core/errors'
 
-/** The exit codes every command shares (see the README). */
-export const EXIT = {
-  ok: 0,
-  /** Something is missing, failed or damaged. */
-  incomplete: 1,
-  /** Bad arguments, config file or manifests: fix the input and run again. */
-  usage: 2,
-  /** Stopped by Ctrl-C (128 + SIGINT), as shells expect. */
-  interrupted: 130,
-  /** Stopped by SIGTERM (128 + 15), as a CI cancel sends it. */
-  terminated: 143,
-} as const
+/** The exit codes every command shares (see the README); 130 and 143 are 128 + the signal, as shells expect. */
+export const EXIT = { ok: 0, incomplete: 1, usage: 2, interrupted: 130, terminated: 143 } as const
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT]
-
-/** The exit code an error ends a command with: bad input is 2, anything else 1. */
-export function exitCodeOf(error: unknown): ExitCode {
-  const input = error instanceof ImagegenError && (error.code === 'USAGE' || error.code === 'OPTIONS' || error.code === 'MANIFEST')
-  return input ? EXIT.usage : EXIT.incomplete
-}
 
 export const usageError = (message: string) => new ImagegenError('USAGE', message, { hint: '(see `imagegen --help`)' })
 
@@ -28,7 +12,7 @@ export interface Terminal {
   out(line: string): void
   err(line: string): void
   /** The raw stderr stream, for the progress bar. */
-  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number }
+  readonly stderr: NodeJS.WritableStream & { columns?: number }
   /** True when stderr is a terminal that can redraw a line. */
   readonly interactive: boolean
 }
@@ -40,13 +24,6 @@ export interface CommandContext {
   terminal: Terminal
   /** Subscribes to Ctrl-C and SIGTERM while a command can stop cleanly; returns the unsubscribe. */
   onSignal?: (listener: (name: 'SIGINT' | 'SIGTERM') => void) => () => void
-}
-
-/** `812 B`, `45.1 kB`, `3.2 MB`. */
-export function formatBytes(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`
-  if (bytes < 1_000_000) return `${(bytes / 1000).toFixed(1)} kB`
-  return `${(bytes / 1_000_000).toFixed(1)} MB`
 }
 
 export const formatSeconds = (s: number) => `${s.toFixed(1)}s`

@@ -3,52 +3,64 @@ import { clip, forTerminal, ImagegenError, plural } from '../../core/errors'
 import { BillGuard, imageLabel, missingImagesError, type PlannedImage } from '../../core/plan'
 import type { Project } from '../../core/project'
 import { GenerationError } from '../../core/scheduler'
-import { jsonEntry, JSON_VERSION, type GenerateJson, type GenerateJsonImage } from '../json'
-import { barReporter, lineReporter, silentReporter, type Reporter } from '../progress'
-import { manifestFiles, readEntries } from '../project'
+import type { Command } from '../args'
+import { jsonEntry, jsonHeader, type GenerateJson } from '../json'
+import { barReporter, lineReporter } from '../progress'
+import { readManifests } from '../project'
 import { EXIT, formatSeconds, table, type CommandContext, type ExitCode } from '../terminal'
 
-export async function generateCommand(ctx: CommandContext, project: Project, paths: string[], flags: Record<string, unknown>): Promise<ExitCode> {
+export async function generateCommand({ cwd, terminal, onSignal }: CommandContext, project: Project, { paths, flags }: Command): Promise<ExitCode> {
   const json = flags.json === true
   const dryRun = flags['dry-run'] === true
-  const { terminal } = ctx
-  const say = (line: string) => void (json || terminal.err(line))
   const { options } = project
+  const say = (line: string) => void (json || terminal.err(line))
 
-  const files = await manifestFiles(project, ctx.cwd, paths)
-  const entries = await readEntries(project, files)
+  const { files, entries } = await readManifests(project, cwd, paths)
   const plan = project.plan(entries)
-  const pending = await project.pending(plan.missing)
+  let pending = await project.pending(plan.missing)
   const guard = new BillGuard(options.maxNewImages)
   const withinLimit = guard.fits(plan.missing)
   const started = performance.now()
-  const states = new Map<string, { state: GenerateJsonImage['state']; cached?: CachedImage; error?: string }>()
-  for (const image of plan.cached) states.set(image.key, { state: 'cached', cached: image.cached })
-  const summary = { manifests: files.length, entries: entries.length, images: plan.images.length, cached: plan.cached.length, toGenerate: plan.missing.length, generated: 0, failed: 0, pending: 0 }
-  const result: GenerateJson = {
-    version: JSON_VERSION, command: 'generate', ok: true, exitCode: EXIT.ok, root: project.root, cacheDir: project.display(options.cacheDir),
-    provider: options.provider.name, dryRun, interrupted: false, maxNewImages: guard.limit, withinLimit, summary, seconds: 0, images: [],
-  }
+  let generated: CachedImage[] = []
+  let failed: { image: PlannedImage; error: Error }[] = []
+  let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined
 
+  /** Prints the result as JSON, or else the error; returns the exit code. */
   const finish = (code: ExitCode, error?: ImagegenError): ExitCode => {
-    Object.assign(result, { exitCode: code, ok: code === EXIT.ok, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) })
-    if (error) result.error = forTerminal(error)
-    for (const image of plan.images) {
-      const known = states.get(image.key)
-      const { prompt, width, height } = image.entries[0]!.pixels
-      result.images.push({
-        key: image.key,
-        state: known?.state ?? (pending.has(image.key) ? 'pending' : 'missing'),
-        entries: image.entries.map(jsonEntry),
-        prompt, width, height,
-        file: known?.cached ? project.display(known.cached.path) : null,
-        predictionId: known?.cached?.record.predictionId ?? pending.get(image.key)?.state.id ?? null,
-        ...(known?.error !== undefined && { error: known.error }),
-      })
+    if (!json) {
+      if (error) terminal.err(forTerminal(error))
+      return code
     }
-    summary.pending = result.images.filter((i) => i.state === 'pending').length
-    if (json) terminal.out(JSON.stringify(result, null, 2))
-    else if (error) terminal.err(result.error!)
+    const made = new Map(generated.map((cached) => [cached.record.key, cached]))
+    const failures = new Map(failed.map(({ image, error }) => [image.key, error.message]))
+    const result: GenerateJson = {
+      ...jsonHeader('generate', code, project),
+      dryRun,
+      interrupted: stoppedBy !== undefined,
+      maxNewImages: guard.limit,
+      withinLimit,
+      summary: {
+        manifests: files.length, entries: entries.length, images: plan.images.length, cached: plan.cached.length, toGenerate: plan.missing.length,
+        generated: generated.length, failed: failed.length, pending: pending.size,
+      },
+      seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
+      images: plan.images.map((image) => {
+        const cached = image.cached ?? made.get(image.key)
+        const failure = failures.get(image.key)
+        const { prompt, width, height } = image.entries[0]!.pixels
+        return {
+          key: image.key,
+          state: image.cached ? 'cached' : cached ? 'generated' : failure !== undefined ? 'failed' : pending.has(image.key) ? 'pending' : 'missing',
+          entries: image.entries.map(jsonEntry),
+          prompt, width, height,
+          file: cached ? project.display(cached.path) : null,
+          predictionId: cached?.record.predictionId ?? pending.get(image.key)?.state.id ?? null,
+          ...(failure !== undefined && { error: failure }),
+        }
+      }),
+      ...(error && { error: forTerminal(error) }),
+    }
+    terminal.out(JSON.stringify(result, null, 2))
     return code
   }
 
@@ -56,7 +68,10 @@ export async function generateCommand(ctx: CommandContext, project: Project, pat
     say(`imagegen: no manifests (*.images.yaml) under ${paths.length ? paths.join(', ') : 'the current folder'}; nothing to generate`)
     return finish(EXIT.ok)
   }
-  say(planLine(files.length, plan.images.length, plan.cached.length, plan.missing.length, pending.size, guard.limit))
+  const resumed = pending.size > 0 ? ` (${pending.size} already submitted, resumed without paying again)` : ''
+  const limit = `${withinLimit ? 'within' : 'OVER'} the limit of ${plural(guard.limit, 'new image')}`
+  const todo = plan.missing.length === 0 ? 'nothing to generate' : `${plan.missing.length} to generate${resumed}, ${limit}`
+  say(`imagegen: ${plural(plan.images.length, 'image')} in ${plural(files.length, 'manifest')} — ${plan.cached.length} cached, ${todo}`)
   if (dryRun) {
     const rows = plan.missing.map((image) => {
       const { width, height, prompt } = image.entries[0]!.pixels
@@ -79,40 +94,31 @@ export async function generateCommand(ctx: CommandContext, project: Project, pat
   }
 
   const controller = new AbortController()
-  let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined
   const isInterrupt = (error: Error) => controller.signal.aborted && (error === controller.signal.reason || error.name === 'AbortError')
-  const reporter: Reporter = json ? silentReporter() : terminal.interactive ? barReporter(terminal, isInterrupt) : lineReporter(terminal, isInterrupt)
-  const unsubscribe = ctx.onSignal?.((name) => {
+  const reporter = json ? undefined : terminal.interactive ? barReporter(terminal, isInterrupt) : lineReporter(terminal, isInterrupt)
+  const unsubscribe = onSignal?.((name) => {
     stoppedBy = name
     controller.abort(new ImagegenError('STOPPED', `stopped by ${name}`))
-    reporter.note('imagegen: stopping — images that arrived are kept, submitted predictions stay journaled (Ctrl-C again quits at once)')
+    reporter?.note('imagegen: stopping — images that arrived are kept, submitted predictions stay journaled (Ctrl-C again quits at once)')
   })
-  let generated: CachedImage[] = []
-  let failures: { image: PlannedImage; error: Error }[] = []
   try {
-    generated = await project.scheduler({ signal: controller.signal, onEvent: (event) => reporter.onEvent(event) }).generate(plan.missing)
+    generated = await project.scheduler({ signal: controller.signal, onEvent: reporter?.onEvent }).generate(plan.missing)
   } catch (error) {
     if (!(error instanceof GenerationError)) throw error
-    ;({ generated, failures } = error)
+    generated = error.generated
+    failed = error.failures.filter(({ error }) => !isInterrupt(error))
   } finally {
-    reporter.stop()
+    reporter?.stop()
     unsubscribe?.()
   }
-
-  for (const cached of generated) states.set(cached.record.key, { state: 'generated', cached })
-  const failed = failures.filter(({ error }) => !isInterrupt(error))
-  for (const { image, error } of failed) states.set(image.key, { state: 'failed', error: error.message })
-  // What is journaled now is what the next run resumes.
-  const stillPending = await project.pending(plan.missing.filter((image) => !states.has(image.key)))
-  pending.clear()
-  for (const [key, value] of stillPending) pending.set(key, value)
-  summary.generated = generated.length
-  summary.failed = failed.length
-  const seconds = (performance.now() - started) / 1000
-  say(`imagegen: ${plural(plan.images.length, 'image')} — ${plan.cached.length} cached, ${generated.length} generated${failed.length ? `, ${failed.length} failed` : ''} in ${formatSeconds(seconds)}`)
+  // What is still journaled is what the next run resumes.
+  const settled = new Set([...generated.map((cached) => cached.record.key), ...failed.map(({ image }) => image.key)])
+  pending = await project.pending(plan.missing.filter((image) => !settled.has(image.key)))
+  const failures = failed.length > 0 ? `, ${failed.length} failed` : ''
+  const seconds = formatSeconds((performance.now() - started) / 1000)
+  say(`imagegen: ${plural(plan.images.length, 'image')} — ${plan.cached.length} cached, ${generated.length} generated${failures} in ${seconds}`)
 
   if (stoppedBy) {
-    result.interrupted = true
     const journaled = pending.size
       ? `; ${plural(pending.size, 'submitted prediction is', 'submitted predictions are')} journaled in ${project.display(options.cacheDir)}/pending/ and resumed without a new submit`
       : ''
@@ -120,12 +126,4 @@ export async function generateCommand(ctx: CommandContext, project: Project, pat
     return finish(stoppedBy === 'SIGINT' ? EXIT.interrupted : EXIT.terminated, error)
   }
   return failed.length > 0 ? finish(EXIT.incomplete, new GenerationError(failed, generated)) : finish(EXIT.ok)
-}
-
-function planLine(manifests: number, images: number, cached: number, missing: number, pending: number, limit: number): string {
-  const head = `imagegen: ${plural(images, 'image')} in ${plural(manifests, 'manifest')} — ${cached} cached, `
-  if (missing === 0) return `${head}nothing to generate`
-  const resumed = pending > 0 ? ` (${pending} already submitted, resumed without paying again)` : ''
-  const guard = `${missing <= limit ? 'within' : 'OVER'} the limit of ${plural(limit, 'new image')}`
-  return `${head}${missing} to generate${resumed}, ${guard}`
 }

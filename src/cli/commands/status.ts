@@ -1,29 +1,21 @@
 import { forTerminal, ImagegenError, plural } from '../../core/errors'
 import type { Project } from '../../core/project'
-import { jsonEntry, JSON_VERSION, type StatusJson } from '../json'
-import { manifestFiles, readEntries } from '../project'
+import type { Command } from '../args'
+import { jsonEntry, jsonHeader, type StatusJson } from '../json'
+import { readManifests } from '../project'
 import { EXIT, table, type CommandContext, type ExitCode } from '../terminal'
 
-export async function statusCommand(ctx: CommandContext, project: Project, paths: string[], flags: Record<string, unknown>): Promise<ExitCode> {
-  const json = flags.json === true
-  const { terminal } = ctx
-  const files = await manifestFiles(project, ctx.cwd, paths)
-  const entries = await readEntries(project, files)
+export async function statusCommand({ cwd, terminal }: CommandContext, project: Project, { paths, flags }: Command): Promise<ExitCode> {
+  const { files, entries } = await readManifests(project, cwd, paths)
   const plan = project.plan(entries)
   const cachedByKey = new Map(plan.cached.map((image) => [image.key, image.cached!]))
   const pending = await project.pending(plan.missing)
   const rows = entries.map((entry) => ({ entry, cached: cachedByKey.get(entry.key), journal: pending.get(entry.key) }))
   const code = plan.missing.length > 0 ? EXIT.incomplete : EXIT.ok
 
-  if (json) {
+  if (flags.json === true) {
     const result: StatusJson = {
-      version: JSON_VERSION,
-      command: 'status',
-      ok: code === EXIT.ok,
-      exitCode: code,
-      root: project.root,
-      cacheDir: project.display(project.options.cacheDir),
-      provider: project.options.provider.name,
+      ...jsonHeader('status', code, project),
       summary: { manifests: files.length, entries: entries.length, images: plan.images.length, cached: plan.cached.length, missing: plan.missing.length },
       entries: rows.map(({ entry, cached, journal }) => ({
         ...jsonEntry(entry),
@@ -37,15 +29,12 @@ export async function statusCommand(ctx: CommandContext, project: Project, paths
     return code
   }
 
-  const lines = table(
-    rows.map(({ entry, cached, journal }) => {
-      const { file, line, column } = entry.location
-      const state = cached ? 'cached' : journal ? `missing (submitted as ${journal.state.id}; \`imagegen generate\` resumes it)` : 'missing'
-      return [`${file}:${line}:${column}`, entry.name ?? '-', entry.key.slice(0, 12), state]
-    }),
-  )
-  for (const line of lines) terminal.out(line)
-
+  const cells = rows.map(({ entry, cached, journal }) => {
+    const state = cached ? 'cached' : journal ? `missing (submitted as ${journal.state.id}; \`imagegen generate\` resumes it)` : 'missing'
+    const { file, line, column } = entry.location
+    return [`${file}:${line}:${column}`, entry.name ?? '-', entry.key.slice(0, 12), state]
+  })
+  for (const line of table(cells)) terminal.out(line)
   terminal.err(
     files.length === 0
       ? `imagegen: no manifests (*.images.yaml) under ${paths.length ? paths.join(', ') : 'the current folder'}`

@@ -7,8 +7,7 @@ import { EXIT, table, type CommandContext, type ExitCode } from '../terminal'
 
 const HASHES_AT_ONCE = 8
 
-export async function verifyCommand(ctx: CommandContext, project: Project): Promise<ExitCode> {
-  const { terminal } = ctx
+export async function verifyCommand({ terminal }: CommandContext, project: Project): Promise<ExitCode> {
   const { imagesDir } = project.cache
   const cacheDir = project.display(project.options.cacheDir)
   const listing = await listCache(imagesDir)
@@ -18,31 +17,28 @@ export async function verifyCommand(ctx: CommandContext, project: Project): Prom
   }
 
   const limit = pLimit(HASHES_AT_ONCE)
+  /** Each record's damage: the file to show and what is wrong with it, or nothing when intact. */
   const checks = await Promise.all(
     listing.records.map((key) =>
-      limit(async (): Promise<{ path: string; problem?: string }> => {
+      limit(async (): Promise<string[] | undefined> => {
         const read = await readRecord(imagesDir, key)
-        if (!read.ok) return { path: project.display(join(imagesDir, `${key}.json`)), problem: read.problem }
-        const { record } = read
-        const path = join(imagesDir, record.file)
+        if (!read.ok) return [project.display(join(imagesDir, `${key}.json`)), read.problem]
+        const { size, sha256, file } = read.record
+        const path = join(imagesDir, file)
         const shown = project.display(path)
-        let actual
         try {
-          actual = await hashFile(path)
+          const actual = await hashFile(path)
+          if (actual.size !== size) return [shown, `${actual.size} bytes, the record says ${size}`]
+          if (actual.sha256 !== sha256) return [shown, `SHA-256 ${actual.sha256.slice(0, 12)}… differs from the recorded ${sha256.slice(0, 12)}…`]
         } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code
-          return { path: shown, problem: code === 'ENOENT' ? 'the image file is missing' : `the image cannot be read (${code})` }
+          const { code } = error as NodeJS.ErrnoException
+          return [shown, code === 'ENOENT' ? 'the image file is missing' : `the image cannot be read (${code})`]
         }
-        if (actual.size !== record.size) return { path: shown, problem: `${actual.size} bytes, the record says ${record.size}` }
-        if (actual.sha256 !== record.sha256) {
-          return { path: shown, problem: `SHA-256 ${actual.sha256.slice(0, 12)}… differs from the recorded ${record.sha256.slice(0, 12)}…` }
-        }
-        return { path: shown }
       }),
     ),
   )
-  const damaged = checks.filter((c) => c.problem !== undefined)
-  for (const line of table(damaged.map((d) => ['damaged', d.path, d.problem!]))) terminal.out(line)
+  const damaged = checks.filter((check) => check !== undefined)
+  for (const line of table(damaged.map((check) => ['damaged', ...check]))) terminal.out(line)
 
   const recorded = new Set(listing.records)
   const orphans = [...listing.images.keys()].filter((key) => !recorded.has(key))
