@@ -119,17 +119,17 @@ export class Project {
    * half a project, and a preflight may choose to leave broken manifests to their own load.
    */
   async readAll(files: readonly string[]): Promise<{ entries: KeyedEntry[]; problems: ManifestError[] }> {
-    const problems: ManifestError[] = []
     const reads = await Promise.all(
       files.map((file) =>
         this.read(file).catch((error: unknown) => {
-          if (!(error instanceof ManifestError)) throw error
-          problems.push(error)
-          return undefined
+          if (error instanceof ManifestError) return error
+          throw error
         }),
       ),
     )
-    return { entries: reads.flatMap((read) => read?.entries ?? []), problems }
+    // in the order of `files`, whichever finished reading first
+    const problems = reads.filter((read) => read instanceof ManifestError)
+    return { entries: reads.flatMap((read) => (read instanceof ManifestError ? [] : read.entries)), problems }
   }
 
   plan(entries: readonly KeyedEntry[]): Plan {
