@@ -127,7 +127,7 @@ export class Project {
         }),
       ),
     )
-    // in the order of `files`, whichever finished reading first
+    // in the order of `files`, not in the order the reads finished
     const problems = reads.filter((read) => read instanceof ManifestError)
     return { entries: reads.flatMap((read) => (read instanceof ManifestError ? [] : read.entries)), problems }
   }
