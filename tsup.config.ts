@@ -9,6 +9,8 @@ export default defineConfig([
       webpack: 'src/webpack.ts',
       esbuild: 'src/esbuild.ts',
       rspack: 'src/rspack.ts',
+      next: 'src/next.ts',
+      'next-loader': 'src/next-loader.ts',
     },
     format: ['esm', 'cjs'],
     dts: true,
