@@ -4,11 +4,11 @@ import sharp from 'sharp'
 import { describe, expect, it, vi } from 'vitest'
 import { ProviderError } from '../src/core/errors'
 import { saveOutput } from '../src/prediction/download'
-import { readRetryAfter, retryDelay } from '../src/prediction/retry'
-import { createAtlasProvider, type AtlasProviderOptions } from '../src/providers/atlas'
+import { readRetryAfter, retryDelay } from '../src/prediction/service'
 import {
   buildSubmitBody,
   classifyStatus,
+  createAtlasProvider,
   readCode,
   readEnvelope,
   readErrorText,
@@ -16,7 +16,8 @@ import {
   readOutputs,
   readPrediction,
   readPredictionId,
-} from '../src/providers/atlas-protocol'
+  type AtlasProviderOptions,
+} from '../src/providers/atlas'
 import type { GenerationJob, ProviderRequest } from '../src/providers/types'
 import { startAtlasServer } from './atlas-server'
 import { tempDir } from './helpers/temp'

@@ -7,8 +7,8 @@ import { rm, writeFile } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { ProviderError } from '../core/errors'
 import { describeBytes, sniffImageType, SNIFF_LENGTH } from '../core/sniff'
-import { readRetryAfter, withRetries, type Attempt, type RetryPolicy } from './retry'
-import { formatBytes, loadUndici, RequestTimeoutError, seconds, transportError, USER_AGENT, withTimeout, type Output } from './service'
+import { formatBytes, loadUndici, readRetryAfter, RequestTimeoutError, seconds, transportError, USER_AGENT, withRetries, withTimeout } from './service'
+import type { Attempt, Output, RetryPolicy } from './service'
 
 /** No image of ours comes near this; more means something is wrong, not a bigger picture. */
 export const MAX_OUTPUT_BYTES = 50 * 1024 * 1024
@@ -73,7 +73,6 @@ async function downloadOnce(url: string, destination: string, maxBytes: number, 
         return { ok: false, error, retryAfterMs: readRetryAfter(res.headers['retry-after'], undefined) }
       }
       if (Number(res.headers['content-length']) > maxBytes) {
-        // destroy, not dump: reading what the cap is there to refuse would defeat it
         res.body.on('error', () => {}).destroy()
         throw tooLarge(predictionId, maxBytes)
       }
@@ -111,9 +110,9 @@ async function downloadOnce(url: string, destination: string, maxBytes: number, 
 }
 
 /**
- * Sends the GET and follows redirects itself (storage links often point at a CDN): only to
- * http(s), at most 5 times. undici's redirect interceptor refuses other schemes too,
- * but with an invalid-argument error that reads as a network fault and is retried.
+ * Sends the GET and follows redirects itself (storage links often point at a CDN): only to http(s), at most 5 times.
+ * undici's redirect interceptor refuses other schemes too, but with an invalid-argument error that reads as a network
+ * fault and is retried.
  */
 async function follow(url: URL, signal: AbortSignal, predictionId: string | undefined) {
   const { request } = await loadUndici()

@@ -1,7 +1,6 @@
 /**
- * A provider over any prediction service (service.ts): upload a reference, submit (or resume), poll
- * until the prediction ends, save its output, and pay once. No concurrency control of its own:
- * told of each 429 (`job.onRateLimited`), the scheduler runs fewer jobs at once.
+ * A provider over any prediction service (service.ts): upload a reference, submit (or resume), poll until
+ * the prediction ends, save its output, and pay once. Concurrency is the scheduler's, told of each 429.
  */
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
@@ -10,9 +9,8 @@ import { clip, ProviderError } from '../core/errors'
 import { sleep } from '../core/sleep'
 import { sniffImageType, SNIFF_LENGTH } from '../core/sniff'
 import type { GenerationJob, GenerationResult, Provider, ResumeState, UploadRecord } from '../providers/types'
-import { MAX_OUTPUT_BYTES, OutputExpiredError, saveOutput } from './download'
-import { withRetries, type Failure, type RetryPolicy } from './retry'
-import { seconds, send, type Call, type Prediction, type PredictionService } from './service'
+import { MAX_OUTPUT_BYTES, OutputExpiredError, saveOutput, type DownloadOptions } from './download'
+import { seconds, send, withRetries, type Call, type Failure, type Prediction, type PredictionService, type RetryPolicy } from './service'
 
 const DEFAULTS = {
   /** Delay before the first poll; grows ×1.5 after each poll, up to `maxPollIntervalMs`. @default 1000 */
@@ -37,7 +35,7 @@ const DEFAULTS = {
   uploadMaxAgeMs: 24 * 60 * 60 * 1000,
 }
 export type PredictionSettings = Partial<typeof DEFAULTS>
-/** Outputs expire 14 days after the submit (ATLAS_API.md): an older prediction is not worth a poll. */
+/** Outputs expire 14 days after the submit: an older prediction is not worth a poll. */
 const OUTPUT_LIFETIME_MS = 14 * 24 * 60 * 60 * 1000
 /** An output that answers 404 sooner than this after its submit has not expired: it is not paid for again. */
 const EXPIRY_PLAUSIBLE_MS = 60 * 60 * 1000
@@ -49,6 +47,7 @@ const UNABORTED = new AbortController().signal
 interface Runtime extends Required<PredictionSettings> {
   service: PredictionService
   retry: RetryPolicy
+  download: Omit<DownloadOptions, 'signal'>
   /** Reference uploads by content hash: in flight (one however many images share it), and done. */
   uploading: Map<string, Promise<string>>
   uploaded: Map<string, UploadRecord>
@@ -57,14 +56,15 @@ interface Runtime extends Required<PredictionSettings> {
 export function createPredictionProvider(service: PredictionService, settings: PredictionSettings = {}): Provider {
   const s = { ...DEFAULTS, ...Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) }
   const retry = { retries: s.maxRetries, baseDelayMs: s.retryDelayMs, maxDelayMs: s.maxRetryDelayMs }
-  const rt: Runtime = { ...s, service, retry, uploading: new Map(), uploaded: new Map() }
+  const redact = (text: string) => service.redact(text)
+  const download = { timeoutMs: s.requestTimeoutMs, retry, maxBytes: s.maxOutputBytes, unreachableHint: service.unreachableHint, redact }
+  const rt: Runtime = { ...s, service, retry, download, uploading: new Map(), uploaded: new Map() }
   return { name: service.name, generate: (job) => generate(rt, job) }
 }
 
 /**
- * One image. A prediction already paid for is polled, not submitted again; when it turns out to
- * be gone (the service no longer knows it, or its output expired) the image is submitted afresh,
- * once: a second loss in one call is reported rather than paid for again.
+ * One image. A prediction already paid for is polled, not submitted again; when it turns out to be gone (unknown to
+ * the service, or its output expired) the image is submitted afresh, once: a second loss is reported, not paid for.
  */
 async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResult> {
   const { service } = rt
@@ -76,8 +76,7 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
   for (let afresh = false; ; afresh = true) {
     const resume = afresh ? undefined : journaled
     let prediction = resume ? undefined : await submit(rt, job, service.create(job.request, image))
-    const id = resume ? resume.id : prediction?.id
-    const submittedAt = resume ? resume.submittedAt : Date.now()
+    const { id, submittedAt } = resume ?? { id: prediction?.id, submittedAt: Date.now() }
     if (prediction && prediction.state !== 'failed' && id !== undefined) await job.onSubmitted?.({ id, submittedAt: new Date(submittedAt).toISOString() })
     deadline ??= Date.now() + rt.timeoutMs
     job.signal.throwIfAborted()
@@ -110,16 +109,8 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
       throw new ProviderError(`${named} is \`${prediction.status ?? 'done'}\` but ${why}`, { hint, predictionId: id, predictionOver: true })
     }
     try {
-      const { contentType } = await saveOutput(output, job.destination, {
-        signal: job.signal,
-        timeoutMs: rt.requestTimeoutMs,
-        retry: rt.retry,
-        maxBytes: rt.maxOutputBytes,
-        predictionId: id,
-        unreachableHint: service.unreachableHint,
-        redact: (text) => service.redact(text),
-        onRateLimited: job.onRateLimited,
-      })
+      const download = { ...rt.download, signal: job.signal, predictionId: id, onRateLimited: job.onRateLimited }
+      const { contentType } = await saveOutput(output, job.destination, download)
       const { createdAt, completedAt, predictTime } = prediction
       return { predictionId: id, contentType, createdAt, completedAt, predictTime }
     } catch (error) {
@@ -143,10 +134,7 @@ function resumable(state: ResumeState | undefined): { id: string; submittedAt: n
   return Date.now() - submittedAt >= OUTPUT_LIFETIME_MS ? undefined : { id: state.id, submittedAt }
 }
 
-/**
- * The URL of a reference image at the service: uploaded once per content hash, remembered in
- * the cache (the job's memo) and by this provider, uploaded again once old or for another service.
- */
+/** The URL of a reference image at the service, uploaded once per content hash and again once old or for another service. */
 async function upload(rt: Runtime, job: GenerationJob, path: string): Promise<string> {
   const name = basename(path)
   const bytes = await readFile(path).catch((error: NodeJS.ErrnoException) => {
@@ -171,28 +159,26 @@ async function upload(rt: Runtime, job: GenerationJob, path: string): Promise<st
     })()
     rt.uploading.set(sha256, url)
     // settled uploads leave: the memo answers from now on, and a failure may be tried again
-    const settle = () => rt.uploading.delete(sha256)
-    url.then(settle, settle)
+    url.finally(() => rt.uploading.delete(sha256)).catch(() => {})
   }
   return url
 }
 
 /**
- * Sends the submit. There is no idempotency key: every submit that reaches the service is
- * billed, and a client that sends one again when unsure pays twice. So it is sent again only
- * when the service proves it did not take it:
+ * Sends the submit. There is no idempotency key: every submit that reaches the service is billed, and a client
+ * that sends one again when unsure pays twice. So it is sent again only when the service proves it did not take it:
  * - 429: the service refused it before doing anything;
- * - 503 with `Retry-After` (or `retry_after`): the service itself saying it is busy and when to
- *   come back. A bare 503 is not enough: proxies answer 503 after forwarding a request too
- *   ("upstream reset before headers"), and that one may have been taken and billed;
+ * - 503 with `Retry-After` (or `retry_after`): the service itself saying it is busy and when to come back. A bare
+ *   503 is not enough: proxies answer 503 after forwarding a request too ("upstream reset before headers"), and
+ *   that one may have been taken and billed;
  * - a connection that failed before the request was written (refused, no DNS, connect timeout).
- * Everything else is ambiguous and is never repeated: 500/502/504 and bare 503s (a gateway may
- * have passed it on before failing), a connection dropped or a timeout after the body was sent
- * (it may have arrived), an answer we could not read; its message says it may have been billed.
+ * Everything else is ambiguous and is never repeated: 500/502/504 and bare 503s (a gateway may have passed it on
+ * before failing), a connection dropped or a timeout after the body was sent (it may have arrived), an answer we
+ * could not read; its message says it may have been billed.
  *
- * The submit itself is not cut short by the job's signal (Ctrl-C, a closing dev server): an
- * answer already on its way carries a billed prediction's id, which must reach the journal.
- * Only the request timeout ends it; the abort is honoured right after, and during any wait.
+ * The submit is not cut short by the job's signal (Ctrl-C, a closing dev server): an answer already on its way
+ * carries a billed prediction's id, which must reach the journal. Only the request timeout ends it; the abort is
+ * honoured right after, and during any wait.
  */
 function submit(rt: Runtime, job: GenerationJob, call: Call<Prediction>): Promise<Prediction> {
   const notTaken = ({ error: { status }, code, retryAfterMs }: Failure) =>
@@ -215,26 +201,22 @@ async function poll(rt: Runtime, job: GenerationJob, id: string, submittedAt: nu
   // a resumed prediction may be long done: look at once
   let wait = fresh ? rt.pollIntervalMs : 0
   let lastStatus = 'unknown'
-  for (;;) {
-    const left = deadline - Date.now()
-    if (left <= 0) {
-      const reason = `${rt.service.title} prediction \`${id}\` did not finish within ${seconds(rt.timeoutMs)} (last status \`${lastStatus}\`).`
-      const hint = 'It is paid for: the next run polls it again instead of submitting; raise `timeoutMs` to wait longer.'
-      throw new ProviderError(reason, { hint, predictionId: id, retryable: true })
-    }
+  for (let left = deadline - Date.now(); left > 0; left = deadline - Date.now()) {
     await sleep(Math.min(wait, left), job.signal)
     wait = nextPollWait(wait, rt)
     const prediction = await request(rt, job, rt.service.get(id), deadline).catch((error: unknown) => {
-      // a fresh prediction may answer 404/400 for a few seconds (ATLAS_API.md)
-      const status = error instanceof ProviderError ? error.status : undefined
-      if ((status === 404 || status === 400) && Date.now() - submittedAt < rt.warmUpMs) return undefined
+      // a fresh prediction may answer 404/400 for a few seconds
+      if (error instanceof ProviderError && [400, 404].includes(error.status ?? 0) && Date.now() - submittedAt < rt.warmUpMs) return undefined
       throw error
     })
     lastStatus = prediction?.status ?? lastStatus
     if (prediction && prediction.state !== 'pending') return prediction
   }
+  const reason = `${rt.service.title} prediction \`${id}\` did not finish within ${seconds(rt.timeoutMs)} (last status \`${lastStatus}\`).`
+  const hint = 'It is paid for: the next run polls it again instead of submitting; raise `timeoutMs` to wait longer.'
+  throw new ProviderError(reason, { hint, predictionId: id, retryable: true })
 }
 
-export function nextPollWait(previous: number, { pollIntervalMs, maxPollIntervalMs }: { pollIntervalMs: number; maxPollIntervalMs: number }): number {
+export function nextPollWait(previous: number, { pollIntervalMs, maxPollIntervalMs }: Pick<Runtime, 'pollIntervalMs' | 'maxPollIntervalMs'>): number {
   return previous < pollIntervalMs ? pollIntervalMs : Math.min(previous * 1.5, maxPollIntervalMs)
 }

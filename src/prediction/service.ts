@@ -1,16 +1,14 @@
 /**
- * What a prediction service adapter tells the runtime, after Replicate's client: `predictions.create`,
- * `predictions.get` and `files.create`, each a described HTTP call with a reader of its answer; and how
- * a call is sent: once, within a deadline, its answer read no further than a cap, every failure returned
- * as a value so the caller decides on retries. Only the caller's abort rejects, with its own reason.
+ * What a prediction service adapter tells the runtime, after Replicate's client (`predictions.create`, `predictions.get`,
+ * `files.create`: each a described HTTP call with a reader of its answer), and how a call is sent: within a deadline, its
+ * answer read no further than a cap, every failure returned as a value, then sent again while the caller allows.
  */
 import type { Dispatcher } from 'undici'
 import { ProviderError } from '../core/errors'
-import type { GenerationJob, ProviderRequest } from '../providers/types'
-import { readRetryAfter, type Attempt } from './retry'
+import { sleep } from '../core/sleep'
+import type { GenerationJob, GenerationResult, ProviderRequest } from '../providers/types'
 
 export interface PredictionService {
-  /** The provider's name: part of every image key. */
   readonly name: string
   /** How messages name the service, e.g. `Atlas Cloud`. */
   readonly title: string
@@ -22,7 +20,6 @@ export interface PredictionService {
   check(): void
   /** Removes what must never be shown (the key) from text the service or its storage sent. */
   redact(text: string): string
-  /** `image`: the uploaded reference's URL. */
   create(request: ProviderRequest, image?: string): Call<Prediction>
   get(id: string): Call<Prediction>
   /** Answered with the file's URL. */
@@ -30,10 +27,7 @@ export interface PredictionService {
 }
 
 /** What a request was for, as messages say it: `submitting a prediction`, `polling prediction \`pred_1\``, … */
-export interface Doing {
-  action: string
-  predictionId?: string
-}
+export type Doing = { action: string; predictionId?: string }
 
 export interface Call<T> extends Doing {
   method: 'GET' | 'POST'
@@ -44,17 +38,11 @@ export interface Call<T> extends Doing {
   read(answer: Answer): T | ProviderError
 }
 
-/** The body read whole (it was small enough), and parsed when JSON. */
-export interface Answer {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  text: string
-  json: unknown
-}
+export type Answer = { status: number; headers: Record<string, string | string[] | undefined>; text: string; json: unknown }
 
 export type Output = { kind: 'url'; url: string } | { kind: 'data-url'; contentType?: string; base64: string } | { kind: 'base64'; base64: string }
 
-export interface Prediction {
+export interface Prediction extends Pick<GenerationResult, 'createdAt' | 'completedAt' | 'predictTime'> {
   id?: string
   /** As the service wrote it. */
   status?: string
@@ -62,12 +50,14 @@ export interface Prediction {
   outputs: Output[]
   /** What the first output entry that is none of the above is, e.g. "a `file:` URL". */
   unusableOutput?: string
-  /** The service's reason, for failed predictions. */
   error?: string
-  createdAt?: string
-  completedAt?: string
-  predictTime?: number
 }
+
+export type RetryPolicy = { retries: number; baseDelayMs: number; maxDelayMs: number }
+
+/** One try: a value, or a failure (`code`: the transport's error code, when nothing was answered). */
+export type Attempt<T> = { ok: true; value: T } | Failure
+export type Failure = { ok: false; error: ProviderError; retryAfterMs?: number; code?: string }
 
 export const USER_AGENT = 'unplugin-imagegen'
 export const LATER = "The fault is on the service's side; run again later."
@@ -122,7 +112,52 @@ export async function send<T>(
   return { ok: false, error: value, retryAfterMs: readRetryAfter(answer.headers['retry-after'], answer.json) }
 }
 
-/** Thrown by `withTimeout` when its own timer, not the caller's signal, ended the work. */
+/** The wait the service asked for, in ms: `Retry-After` as seconds or an HTTP date, or `retry_after` (seconds) in a JSON body. */
+export function readRetryAfter(header: string | string[] | undefined, body: unknown, now = Date.now()): number | undefined {
+  const value = (Array.isArray(header) ? header[0] : header)?.trim()
+  if (value) {
+    const ms = Number.isFinite(Number(value)) ? Number(value) * 1000 : Date.parse(value) - now
+    if (Number.isFinite(ms)) return Math.max(0, ms)
+  }
+  const record = (v: unknown) => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : undefined)
+  const secs = record(body)?.retry_after ?? record(record(body)?.data)?.retry_after
+  return (typeof secs === 'number' || typeof secs === 'string') && Number.isFinite(Number(secs)) ? Math.max(0, Number(secs) * 1000) : undefined
+}
+
+/**
+ * What the service asked for (at most a minute), else capped exponential backoff with jitter (half to all
+ * of the step), so that clients refused together do not come back together.
+ */
+export function retryDelay(retry: number, policy: RetryPolicy, retryAfterMs?: number, random: () => number = Math.random): number {
+  if (retryAfterMs !== undefined) return Math.min(retryAfterMs, 60_000)
+  const step = Math.min(policy.baseDelayMs * 2 ** retry, policy.maxDelayMs)
+  return step / 2 + random() * (step / 2)
+}
+
+interface RetryOptions {
+  policy: RetryPolicy
+  signal: AbortSignal
+  /** No wait past this (a `Date.now()` time): the last failure is thrown at once instead. */
+  deadline?: number
+  /** Whether a failure may be sent again. @default its error's `retryable` */
+  resend?: (failure: Failure) => boolean
+  /** The error to throw for a failure that may not be sent again (not one that ran out of retries). */
+  refused?: (failure: Failure) => ProviderError
+}
+
+/** Runs `attempt` until it succeeds, fails for good, runs out of retries, or would wait past the deadline. */
+export async function withRetries<T>(attempt: () => Promise<Attempt<T>>, options: RetryOptions): Promise<T> {
+  const { policy, resend = (f) => f.error.retryable } = options
+  for (let retry = 0; ; retry++) {
+    const result = await attempt()
+    if (result.ok) return result.value
+    if (!resend(result)) throw options.refused?.(result) ?? result.error
+    const wait = retryDelay(retry, policy, result.retryAfterMs)
+    if (retry >= policy.retries || (options.deadline !== undefined && Date.now() + wait > options.deadline)) throw result.error
+    await sleep(wait, options.signal)
+  }
+}
+
 export class RequestTimeoutError extends Error {
   constructor(readonly timeoutMs: number) {
     super(`request timed out after ${timeoutMs} ms`)
@@ -144,8 +179,10 @@ export async function withTimeout<T>(signal: AbortSignal, ms: number, work: (sig
 /** A request that got no answer. Only the error code is kept: undici's message and stack say nothing a user can act on. */
 export function transportError(error: unknown, target: string, doing: Doing, hint: string): ProviderError {
   const details = { predictionId: doing.predictionId, retryable: true, hint }
-  if (error instanceof RequestTimeoutError)
-    return new ProviderError(`${target} did not answer within ${seconds(error.timeoutMs)} (while ${doing.action}).`, { ...details, hint: 'Check the network, then run again.' })
+  if (error instanceof RequestTimeoutError) {
+    const reason = `${target} did not answer within ${seconds(error.timeoutMs)} (while ${doing.action}).`
+    return new ProviderError(reason, { ...details, hint: 'Check the network, then run again.' })
+  }
   return new ProviderError(`cannot reach ${target}: ${errorCode(error)} (while ${doing.action}).`, details)
 }
 
@@ -158,9 +195,7 @@ function errorCode(error: unknown): string {
   return error instanceof Error ? error.message.split('\n')[0]! : String(error)
 }
 
-/** `900 KB`, `1.5 MB`. */
 export const formatBytes = (bytes: number): string =>
   bytes >= 1024 * 1024 ? `${Number((bytes / 1024 / 1024).toFixed(1))} MB` : `${Math.ceil(bytes / 1024)} KB`
 
-/** `250ms`, `1.5s`, `300s`. */
 export const seconds = (ms: number): string => (ms < 1000 ? `${ms}ms` : `${Number((ms / 1000).toFixed(1))}s`)

@@ -1,13 +1,11 @@
 /**
- * Atlas Cloud as a prediction service: its paths, its bearer auth, its answers
- * (atlas-protocol.ts) and the words users read when it says no. Waiting, retrying and paying
- * once are the runtime's (src/prediction/).
+ * Atlas Cloud as a prediction service: its paths, its bearer auth, readers of its answers (which accept every shape
+ * it has shown over time) and the words users read when it says no. Waiting, retrying and paying once are src/prediction/'s.
  */
 import { clip, ProviderError } from '../core/errors'
 import { createPredictionProvider, type PredictionSettings } from '../prediction/runtime'
-import { LATER, USER_AGENT, type Answer, type Call, type Doing, type Prediction, type PredictionService } from '../prediction/service'
-import { buildSubmitBody, isRecord, readEnvelope, readErrorText, readPrediction, readUploadURL } from './atlas-protocol'
-import type { Provider } from './types'
+import { LATER, USER_AGENT, type Answer, type Call, type Doing, type Output, type Prediction, type PredictionService } from '../prediction/service'
+import type { Provider, ProviderRequest } from './types'
 
 export interface AtlasProviderOptions extends PredictionSettings {
   /** The API key; without one, generating fails with a message saying how to set it. */
@@ -18,6 +16,14 @@ export interface AtlasProviderOptions extends PredictionSettings {
 
 /** Texts that mean the account has no money left, whatever the status says. */
 const OUT_OF_CREDIT = /insufficient|balance/i
+const SUCCEEDED = new Set(['completed', 'succeeded'])
+/** Atlas's own, then those of other prediction services: none of them changes again. */
+const FAILED = new Set(['failed', 'error', 'canceled', 'cancelled', 'timeout', 'aborted', 'expired', 'rejected', 'terminated'])
+/** Envelope texts that say nothing about an error. */
+const EMPTY_TEXTS = new Set(['success', 'ok'])
+const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/
+/** Shorter strings are likelier a path than an image: the smallest PNG is ~90 base64 characters. */
+const MIN_BASE64_LENGTH = 64
 
 type Read<T> = (payload: Record<string, unknown>, body: Record<string, unknown>) => T | ProviderError
 
@@ -64,9 +70,13 @@ function atlasService(apiKey: string | undefined, baseURL: string): PredictionSe
     upload(file, name) {
       const form = new FormData()
       form.set('file', file, name)
-      const hint = 'Run again; if it persists, the upload API has changed.'
-      const url: Read<string> = (payload, body) =>
-        readUploadURL(payload, body) ?? new ProviderError(`Atlas Cloud accepted the reference image ${name} but its answer has no \`download_url\`.`, { hint })
+      // `data.download_url` as documented, or a top-level `url`
+      const url: Read<string> = (payload, body) => {
+        const urls = [payload.download_url, payload.downloadUrl, payload.url, body.url, body.download_url]
+        const found = urls.find((v): v is string => typeof v === 'string' && /^https?:\/\//i.test(v.trim()))?.trim()
+        const hint = 'Run again; if it persists, the upload API has changed.'
+        return found ?? new ProviderError(`Atlas Cloud accepted the reference image ${name} but its answer has no \`download_url\`.`, { hint })
+      }
       return call('POST', 'uploadMedia', { action: `uploading the reference image ${name}` }, url, form)
     },
   }
@@ -85,11 +95,7 @@ function readAnswer<T>({ status, text, json }: Answer, doing: Doing, redact: (te
   return answerError(envelope.code, envelope.code === undefined ? `HTTP ${status}` : `code ${envelope.code}`, envelope.text && redact(envelope.text), doing)
 }
 
-/**
- * A refusal: an HTTP status, or an envelope `code` under HTTP 200 (`label` says which, e.g.
- * `HTTP 401` or `code 401`). Says what happened, during which step, the service's own text, and
- * what to do.
- */
+/** A refusal: an HTTP status, or an envelope `code` under HTTP 200 (`label` says which), said with what to do. */
 function answerError(status: number | undefined, label: string, text: string | undefined, doing: Doing): ProviderError {
   const said = `(${label}${text ? `: ${clip(text, 500)}` : ''})`
   const at = `while ${doing.action} ${said}`
@@ -108,4 +114,114 @@ function answerError(status: number | undefined, label: string, text: string | u
     return fail(reason, 'Run again to generate the image afresh.', { predictionOver: true })
   }
   return fail(`Atlas Cloud gave an unexpected answer ${at}.`, 'Check the image spec, and that `ATLASCLOUD_BASE_URL` (if set) points at the Atlas Cloud API.')
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+const readString = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined)
+
+export function readCode(code: unknown): number | undefined {
+  if (typeof code === 'number' && Number.isFinite(code)) return code
+  return typeof code === 'string' && /^\s*\d+\s*$/.test(code) ? Number(code) : undefined
+}
+
+/** Unwraps `{ code, message, data }` or passes a flat object through. A `code` other than 200 is an error even under HTTP 200. */
+export function readEnvelope(body: unknown): { ok: true; payload: Record<string, unknown> } | { ok: false; code?: number; text?: string } {
+  if (!isRecord(body)) return { ok: false, text: 'the answer is not a JSON object' }
+  const code = body.code == null ? 200 : readCode(body.code)
+  if (code !== 200) return { ok: false, code, text: readErrorText(body) ?? `code ${String(body.code)}` }
+  if (isRecord(body.data)) return { ok: true, payload: body.data }
+  if (body.data != null && !['id', 'predictionId', 'status', 'outputs', 'output'].some((key) => key in body))
+    return { ok: false, text: 'the answer has no prediction in `data`' }
+  return { ok: true, payload: body }
+}
+
+export function readPredictionId(payload: Record<string, unknown>): string | undefined {
+  const ids = [payload.id, payload.predictionId, payload.prediction_id]
+  const id = ids.find((v) => (typeof v === 'string' && v.trim() !== '') || (typeof v === 'number' && Number.isFinite(v)))
+  return id === undefined ? undefined : String(id).trim()
+}
+
+/**
+ * Case-insensitive. Any other status (`queued`, `processing`, … or one never seen before) is pending: the
+ * caller's deadline bounds it, and a new running state is likelier than a new terminal one.
+ */
+export function classifyStatus(status: string): Prediction['state'] {
+  const s = status.trim().toLowerCase()
+  return SUCCEEDED.has(s) ? 'succeeded' : FAILED.has(s) ? 'failed' : 'pending'
+}
+
+/** One output entry: a URL, a `data:` URL, raw base64 or `{ url }`; undefined if none of these. */
+export function readOutput(value: unknown): Output | undefined {
+  if (isRecord(value)) return readOutput(value.url ?? value.uri ?? value.data)
+  if (typeof value !== 'string') return undefined
+  const text = value.trim()
+  if (/^https?:\/\//i.test(text)) return { kind: 'url', url: text }
+  const dataURL = /^data:([^;,]*)((?:;[^;,]*)*),(.*)$/is.exec(text)
+  if (dataURL) {
+    const [, type, params = '', data = ''] = dataURL
+    // percent-decoded byte-wise, so binary data survives (decodeURIComponent insists on UTF-8)
+    const bytes = () => Buffer.from(data.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1')
+    const base64 = params.toLowerCase().split(';').includes('base64') ? data.replace(/\s+/g, '') : bytes().toString('base64')
+    return { kind: 'data-url', contentType: type || undefined, base64 }
+  }
+  const compact = text.replace(/\s+/g, '')
+  return compact.length >= MIN_BASE64_LENGTH && BASE64.test(compact) ? { kind: 'base64', base64: compact } : undefined
+}
+
+function rawOutputs(payload: Record<string, unknown>): unknown[] {
+  const raw = payload.outputs ?? payload.output
+  return Array.isArray(raw) ? raw : raw == null ? [] : [raw]
+}
+
+export const readOutputs = (payload: Record<string, unknown>): Output[] => rawOutputs(payload).map(readOutput).filter((o) => o !== undefined)
+
+export function readErrorText(...sources: unknown[]): string | undefined {
+  for (const source of sources.filter(isRecord)) {
+    for (const key of ['error', 'message', 'msg', 'detail']) {
+      const text = toText(source[key])
+      if (text && !EMPTY_TEXTS.has(text.toLowerCase())) return text
+    }
+  }
+  return undefined
+}
+
+function toText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value.trim() || undefined
+  if (isRecord(value)) return readErrorText(value) ?? JSON.stringify(value)
+  // FastAPI-style 422 details: [{ loc, msg, type }, …]
+  if (Array.isArray(value) && value.length > 0) return value.map((v) => toText(v) ?? JSON.stringify(v)).join('; ')
+  return undefined
+}
+
+/** `envelope`: the whole answer, a fallback for the error text. Without a status, outputs mean done (sync mode). */
+export function readPrediction(payload: Record<string, unknown>, envelope?: Record<string, unknown>): Prediction {
+  const status = readString(payload.status)
+  const outputs = readOutputs(payload)
+  const state = status !== undefined ? classifyStatus(status) : outputs.length > 0 ? 'succeeded' : 'pending'
+  // of an entry `readOutput` refused, the message shows its scheme, never its text
+  const unusable = rawOutputs(payload).find((value) => readOutput(value) === undefined)
+  const unusableText = isRecord(unusable) ? (unusable.url ?? unusable.uri ?? unusable.data) : unusable
+  const scheme = typeof unusableText === 'string' ? /^\s*([a-z][a-z0-9+.-]*):/i.exec(unusableText)?.[1] : undefined
+  const time = (isRecord(payload.metrics) ? payload.metrics.predict_time : undefined) ?? payload.predict_time
+  const seconds = typeof time === 'number' || (typeof time === 'string' && time.trim() !== '') ? Number(time) : undefined
+  return {
+    id: readPredictionId(payload),
+    status,
+    state,
+    outputs,
+    ...(unusable !== undefined && { unusableOutput: scheme ? `a \`${scheme.toLowerCase()}:\` URL` : 'not a URL' }),
+    error: state === 'failed' ? readErrorText(payload, envelope === payload ? undefined : envelope) : undefined,
+    createdAt: readString(payload.created_at ?? payload.createdAt),
+    completedAt: readString(payload.completed_at ?? payload.completedAt),
+    predictTime: Number.isFinite(seconds) ? seconds : undefined,
+  }
+}
+
+/**
+ * The flat body Atlas's own clients send; raw `input` fields last, so a manifest can override or add any field.
+ * The local `image` path is never sent: its uploaded URL goes as `image`, the input of image-to-image models.
+ */
+export function buildSubmitBody(request: ProviderRequest, imageURL?: string): Record<string, unknown> {
+  const { model, prompt, width, height, seed, steps, guidance_scale, input } = request
+  return { model, prompt, width, height, seed, steps, guidance_scale, image: imageURL, ...input }
 }

@@ -1,7 +1,4 @@
-/**
- * What an image service must do for the core. The core never builds a URL:
- * everything about a protocol lives behind this interface.
- */
+/** What an image service must do for the core, which never builds a URL: every protocol lives behind this interface. */
 export interface Provider {
   /** Stable name; part of every image key, so images of different providers never mix. */
   readonly name: string
@@ -24,12 +21,10 @@ export interface ProviderRequest {
 }
 
 /**
- * What a provider needs to pick up a prediction that an earlier run paid for. The provider
- * writes it (through `onSubmitted`) and reads it back (`resume`); the core stores it as JSON
- * in the journal and reads nothing of it but `id`, which it shows to users.
+ * What a provider needs to pick up a prediction an earlier run paid for: written through `onSubmitted`,
+ * read back as `resume`. The core stores it as JSON and reads nothing of it but `id`, which it shows to users.
  */
 export interface ResumeState {
-  /** The prediction's id at the service. */
   id: string
   [field: string]: unknown
 }
@@ -44,15 +39,11 @@ export interface GenerationJob {
   /** A prediction already submitted (and paid for) by an earlier run: poll it, do not submit. */
   resume?: ResumeState
   /**
-   * Called once a prediction is accepted (so billed), before the first poll; again with the
-   * new state if the provider has to submit afresh (the old prediction was gone). The core
-   * journals it before this resolves.
+   * Called once a prediction is accepted (so billed), before the first poll; again if the provider has to
+   * submit afresh (the old prediction was gone). The core journals it before this resolves.
    */
   onSubmitted?: (state: ResumeState) => Promise<void> | void
-  /**
-   * The service refused a request with 429; `sentAt` is when that request was sent
-   * (`performance.now()`). The scheduler then runs fewer predictions at once for a while.
-   */
+  /** A request was refused with 429; `sentAt` is when it was sent (`performance.now()`). The scheduler then runs fewer at once. */
   onRateLimited?: (sentAt: number) => void
   /** Where the provider remembers uploaded reference images across runs (kept in the cache). */
   uploads?: UploadMemo
