@@ -2,31 +2,61 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { version } from '../../package.json'
 import { didYouMean } from '../core/did-you-mean'
 import type { Options } from '../options'
-import { usageError } from './terminal'
+import { table, usageError } from './terminal'
 
-type Flags = NonNullable<ParseArgsConfig['options']>
+/** A command's line in the main help, the text of its own help, and its flags besides `--help` (`--max-new N` takes a value). */
+type CommandSpec = { usage: string; summary: string; about: string; flags: Record<string, string> }
 
-/** Each command's flags besides `--help`. */
-const FLAGS = {
-  generate: { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, concurrency: { type: 'string' }, 'max-new': { type: 'string' } },
-  status: { json: { type: 'boolean' } },
-  prune: { 'dry-run': { type: 'boolean' }, 'any-provider': { type: 'boolean' } },
-  verify: {},
-} satisfies Record<string, Flags>
+const COMMAND_SPECS = {
+  generate: {
+    usage: 'generate [paths…]', summary: 'generate every missing image of the manifests under the paths',
+    about: `Generates every image of the manifests under the paths that is not in the cache yet,
+after printing the plan (cached, to generate, within the bill guard or not).
 
-export type CommandName = keyof typeof FLAGS
-const COMMANDS = Object.keys(FLAGS) as CommandName[]
+Ctrl-C stops cleanly: images that arrived stay cached, and predictions already submitted
+are resumed by the next run without being paid again.`,
+    flags: {
+      '--dry-run': 'print the plan and the images it would generate, then stop',
+      '--json': 'print one JSON result on stdout instead of progress',
+      '--concurrency N': 'predictions at once (default: concurrency, 4)',
+      '--max-new N': 'allow up to N new images in this run (default: maxNewImages, 25)',
+    },
+  },
+  status: {
+    usage: 'status [paths…]', summary: 'show each entry as cached or missing; exit 1 when any is missing',
+    about: `Prints one line per manifest entry — manifest, name, key prefix, cached or missing —
+and a summary. Exits 1 when any image is missing: the CI guard.`,
+    flags: { '--json': 'print one JSON result on stdout' },
+  },
+  prune: {
+    usage: 'prune [--dry-run]', summary: 'delete cache entries that no manifest uses',
+    about: `Deletes the cache entries (image and record) that no manifest of the project uses.
+Entries made by another provider than the configured one are kept unless --any-provider.`,
+    flags: {
+      '--dry-run': 'list the entries and their sizes, delete nothing',
+      '--any-provider': 'also delete unused entries made by another provider',
+    },
+  },
+  verify: {
+    usage: 'verify', summary: 're-hash every cached image against its record; exit 1 on damage',
+    about: `Re-hashes every cached image against the SHA-256 and size in its record.
+Exits 1 and lists the damaged entries when any file differs.`,
+    flags: {},
+  },
+} satisfies Record<string, CommandSpec>
+
+export type CommandName = keyof typeof COMMAND_SPECS
+const COMMANDS = Object.keys(COMMAND_SPECS) as CommandName[]
 
 /** Flags that set an option, by the option they set (checked by the options' own schema). */
 export const OPTION_FLAGS: Record<string, keyof Options> = { concurrency: 'concurrency', 'max-new': 'maxNewImages' }
 
+const list = (rows: string[][], gap: number) => table(rows, gap).map((line) => `  ${line}`).join('\n')
+
 const HELP = `imagegen — generate the images of *.images.yaml manifests (FLUX.1 [schnell] on Atlas Cloud)
 
 Usage:
-  imagegen generate [paths…]  generate every missing image of the manifests under the paths
-  imagegen status [paths…]    show each entry as cached or missing; exit 1 when any is missing
-  imagegen prune [--dry-run]  delete cache entries that no manifest uses
-  imagegen verify             re-hash every cached image against its record; exit 1 on damage
+${list(Object.values(COMMAND_SPECS).map(({ usage, summary }) => [`imagegen ${usage}`, summary]), 2)}
 
 Paths default to the current folder; node_modules, .git and build output are skipped.
 Run \`imagegen <command> --help\` for a command's flags.
@@ -42,45 +72,9 @@ IMAGEGEN_OFFLINE=1 forbids the network.
 Exit codes: 0 ok, 1 something missing, failed or damaged, 2 bad arguments, config or
 manifests, 130/143 stopped by SIGINT/SIGTERM.`
 
-const COMMAND_HELP: Record<CommandName, string> = {
-  generate: `Usage: imagegen generate [paths…] [options]
-
-Generates every image of the manifests under the paths that is not in the cache yet,
-after printing the plan (cached, to generate, within the bill guard or not).
-
-Options:
-  --dry-run         print the plan and the images it would generate, then stop
-  --max-new N       allow up to N new images in this run (default: maxNewImages, 25)
-  --concurrency N   predictions at once (default: concurrency, 4)
-  --json            print one JSON result on stdout instead of progress
-  -h, --help        show this help
-
-Ctrl-C stops cleanly: images that arrived stay cached, and predictions already submitted
-are resumed by the next run without being paid again.`,
-  status: `Usage: imagegen status [paths…] [options]
-
-Prints one line per manifest entry — manifest, name, key prefix, cached or missing —
-and a summary. Exits 1 when any image is missing: the CI guard.
-
-Options:
-  --json       print one JSON result on stdout
-  -h, --help   show this help`,
-  prune: `Usage: imagegen prune [options]
-
-Deletes the cache entries (image and record) that no manifest of the project uses.
-Entries made by another provider than the configured one are kept unless --any-provider.
-
-Options:
-  --dry-run        list the entries and their sizes, delete nothing
-  --any-provider   also delete unused entries made by another provider
-  -h, --help       show this help`,
-  verify: `Usage: imagegen verify
-
-Re-hashes every cached image against the SHA-256 and size in its record.
-Exits 1 and lists the damaged entries when any file differs.
-
-Options:
-  -h, --help   show this help`,
+function commandHelp({ usage, about, flags }: CommandSpec): string {
+  const options = list([...Object.entries(flags), ['-h, --help', 'show this help']], 3)
+  return `Usage: imagegen ${usage}${Object.keys(flags).length > 0 ? ' [options]' : ''}\n\n${about}\n\nOptions:\n${options}`
 }
 
 export type Command = { command: CommandName; paths: string[]; flags: Record<string, unknown> }
@@ -99,7 +93,10 @@ export function parseInvocation(argv: readonly string[]): Invocation {
     const guess = first.startsWith('-') ? undefined : didYouMean(first, COMMANDS)
     throw usageError(`unknown command \`${first}\`${guess ? `: did you mean \`${guess}\`?` : `; the commands are ${COMMANDS.join(', ')}`}`)
   }
-  const flags: Flags = { ...FLAGS[command], help: { type: 'boolean', short: 'h' } }
+  const spec: CommandSpec = COMMAND_SPECS[command]
+  const flags: NonNullable<ParseArgsConfig['options']> = {}
+  for (const shown of Object.keys(spec.flags)) flags[shown.split(' ')[0]!.slice(2)] = { type: shown.includes(' ') ? 'string' : 'boolean' }
+  flags.help = { type: 'boolean', short: 'h' }
   let parsed
   try {
     parsed = parseArgs({ args: rest, options: flags, allowPositionals: true, strict: true })
@@ -118,8 +115,8 @@ export function parseInvocation(argv: readonly string[]): Invocation {
     }
     throw usageError(message)
   }
-  if (parsed.values.help) return { text: COMMAND_HELP[command] }
-  if ((command === 'prune' || command === 'verify') && parsed.positionals.length > 0) {
+  if (parsed.values.help) return { text: commandHelp(spec) }
+  if (!spec.usage.includes('[paths…]') && parsed.positionals.length > 0) {
     throw usageError(`\`imagegen ${command}\` takes no paths (got ${parsed.positionals.map((p) => `\`${p}\``).join(', ')}): it always looks at the whole project`)
   }
   return { command, paths: parsed.positionals, flags: parsed.values }

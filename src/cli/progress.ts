@@ -34,12 +34,11 @@ function tally(isInterrupt: (error: Error) => boolean) {
 
 /** A line per submitted and per finished image, for logs and CI. `note` prints a line for people while the run goes on. */
 export function lineReporter(terminal: Terminal, isInterrupt: (error: Error) => boolean) {
-  const progress = tally(isInterrupt)
-  const { counts } = progress
+  const { counts, apply } = tally(isInterrupt)
   const count = () => `[${counts.done + counts.failed}/${counts.total}]`
   return {
     onEvent(event: GenerateEvent) {
-      progress.apply(event)
+      apply(event)
       if (!('image' in event)) return
       const image = imageLabel(event.image)
       if (event.type === 'waiting') terminal.err(`imagegen: waiting for ${image}: another process is making it (${event.holder})`)
@@ -62,8 +61,7 @@ export function barReporter(terminal: Terminal, isInterrupt: (error: Error) => b
     stream.write(`\r\x1b[2K${line}\n`)
     draw()
   }
-  const timer = setInterval(draw, 100)
-  timer.unref()
+  const timer = setInterval(draw, 100).unref()
   return {
     onEvent(event: GenerateEvent) {
       progress.apply(event)

@@ -28,9 +28,9 @@ export interface CommandContext {
 
 export const formatSeconds = (s: number) => `${s.toFixed(1)}s`
 
-/** Pads every column but the last to its widest cell. */
-export function table(rows: readonly (readonly string[])[]): string[] {
+/** Pads every column but the last to its widest cell, and puts `gap` spaces between columns. */
+export function table(rows: readonly (readonly string[])[], gap = 2): string[] {
   const widths: number[] = []
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)))
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd())
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join(' '.repeat(gap)).trimEnd())
 }

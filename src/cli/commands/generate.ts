@@ -1,10 +1,10 @@
 import type { CachedImage } from '../../core/cache'
 import { clip, forTerminal, ImagegenError, plural } from '../../core/errors'
-import { BillGuard, imageLabel, missingImagesError, type PlannedImage } from '../../core/plan'
+import { BudgetError, imageLabel, missingImagesError, type PlannedImage } from '../../core/plan'
 import type { Project } from '../../core/project'
 import { GenerationError } from '../../core/scheduler'
 import type { Command } from '../args'
-import { jsonEntry, jsonHeader, type GenerateJson } from '../json'
+import { jsonEntry, jsonHeader } from '../json'
 import { barReporter, lineReporter } from '../progress'
 import { readManifests } from '../project'
 import { EXIT, formatSeconds, table, type CommandContext, type ExitCode } from '../terminal'
@@ -18,8 +18,8 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
   const { files, entries } = await readManifests(project, cwd, paths)
   const plan = project.plan(entries)
   let pending = await project.pending(plan.missing)
-  const guard = new BillGuard(options.maxNewImages)
-  const withinLimit = guard.fits(plan.missing)
+  // The bill guard of a single run: nothing is spent before it, so all of maxNewImages is left.
+  const withinLimit = plan.missing.length <= options.maxNewImages
   const started = performance.now()
   let generated: CachedImage[] = []
   let failed: { image: PlannedImage; error: Error }[] = []
@@ -27,17 +27,15 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
 
   /** Prints the result as JSON, or else the error; returns the exit code. */
   const finish = (code: ExitCode, error?: ImagegenError): ExitCode => {
-    if (!json) {
-      if (error) terminal.err(forTerminal(error))
-      return code
-    }
+    if (error) say(forTerminal(error))
+    if (!json) return code
     const made = new Map(generated.map((cached) => [cached.record.key, cached]))
     const failures = new Map(failed.map(({ image, error }) => [image.key, error.message]))
-    const result: GenerateJson = {
+    const result = {
       ...jsonHeader('generate', code, project),
       dryRun,
       interrupted: stoppedBy !== undefined,
-      maxNewImages: guard.limit,
+      maxNewImages: options.maxNewImages,
       withinLimit,
       summary: {
         manifests: files.length, entries: entries.length, images: plan.images.length, cached: plan.cached.length, toGenerate: plan.missing.length,
@@ -69,7 +67,7 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
     return finish(EXIT.ok)
   }
   const resumed = pending.size > 0 ? ` (${pending.size} already submitted, resumed without paying again)` : ''
-  const limit = `${withinLimit ? 'within' : 'OVER'} the limit of ${plural(guard.limit, 'new image')}`
+  const limit = `${withinLimit ? 'within' : 'OVER'} the limit of ${plural(options.maxNewImages, 'new image')}`
   const todo = plan.missing.length === 0 ? 'nothing to generate' : `${plan.missing.length} to generate${resumed}, ${limit}`
   say(`imagegen: ${plural(plan.images.length, 'image')} in ${plural(files.length, 'manifest')} — ${plan.cached.length} cached, ${todo}`)
   if (dryRun) {
@@ -87,11 +85,7 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
     return finish(EXIT.ok)
   }
   if (options.cannotGenerate) return finish(EXIT.incomplete, missingImagesError(plan.missing.flatMap((image) => image.entries), options.cannotGenerate))
-  try {
-    guard.take(plan.missing)
-  } catch (error) {
-    return finish(EXIT.incomplete, error as ImagegenError)
-  }
+  if (!withinLimit) return finish(EXIT.incomplete, new BudgetError(plan.missing.length, options.maxNewImages, options.maxNewImages))
 
   const controller = new AbortController()
   const isInterrupt = (error: Error) => controller.signal.aborted && (error === controller.signal.reason || error.name === 'AbortError')

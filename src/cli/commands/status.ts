@@ -1,7 +1,7 @@
 import { forTerminal, ImagegenError, plural } from '../../core/errors'
 import type { Project } from '../../core/project'
 import type { Command } from '../args'
-import { jsonEntry, jsonHeader, type StatusJson } from '../json'
+import { jsonEntry, jsonHeader } from '../json'
 import { readManifests } from '../project'
 import { EXIT, table, type CommandContext, type ExitCode } from '../terminal'
 
@@ -14,7 +14,7 @@ export async function statusCommand({ cwd, terminal }: CommandContext, project: 
   const code = plan.missing.length > 0 ? EXIT.incomplete : EXIT.ok
 
   if (flags.json === true) {
-    const result: StatusJson = {
+    const result = {
       ...jsonHeader('status', code, project),
       summary: { manifests: files.length, entries: entries.length, images: plan.images.length, cached: plan.cached.length, missing: plan.missing.length },
       entries: rows.map(({ entry, cached, journal }) => ({
