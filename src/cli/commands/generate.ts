@@ -1,6 +1,6 @@
 import type { CachedImage } from '../../core/cache'
 import { clip, forTerminal, ImagegenError, plural } from '../../core/errors'
-import { BudgetError, imageLabel, missingImagesError, type PlannedImage } from '../../core/plan'
+import { BillGuard, imageLabel, missingImagesError, type PlannedImage } from '../../core/plan'
 import type { Project } from '../../core/project'
 import { GenerationError } from '../../core/scheduler'
 import type { Command } from '../args'
@@ -18,8 +18,8 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
   const { files, entries } = await readManifests(project, cwd, paths)
   const plan = project.plan(entries)
   let pending = await project.pending(plan.missing)
-  // The bill guard of a single run: nothing is spent before it, so all of maxNewImages is left.
-  const withinLimit = plan.missing.length <= options.maxNewImages
+  const guard = new BillGuard(options.maxNewImages)
+  const withinLimit = guard.fits(plan.missing)
   const started = performance.now()
   let generated: CachedImage[] = []
   let failed: { image: PlannedImage; error: Error }[] = []
@@ -85,7 +85,11 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
     return finish(EXIT.ok)
   }
   if (options.cannotGenerate) return finish(EXIT.incomplete, missingImagesError(plan.missing.flatMap((image) => image.entries), options.cannotGenerate))
-  if (!withinLimit) return finish(EXIT.incomplete, new BudgetError(plan.missing.length, options.maxNewImages, options.maxNewImages))
+  try {
+    guard.take(plan.missing)
+  } catch (error) {
+    return finish(EXIT.incomplete, error as ImagegenError)
+  }
 
   const controller = new AbortController()
   const isInterrupt = (error: Error) => controller.signal.aborted && (error === controller.signal.reason || error.name === 'AbortError')
