@@ -1,0 +1,3 @@
+/// <reference types="unplugin-imagegen/client" />
+declare const __PRERENDER__: boolean
+export {}
