@@ -12,6 +12,10 @@ interface ImagegenGeneratedImage {
   srcset?: string
   /** A tiny data URL, when the spec sets `placeholder: blur`. */
   placeholder?: string
+  /** The same data URL, under the name `next/image` and Astro expect; with its size in pixels. */
+  blurDataURL?: string
+  blurWidth?: number
+  blurHeight?: number
   prompt: string
   model: string
   seed: number

@@ -7,8 +7,8 @@ interface RollupLikeContext {
 }
 
 /**
- * Rollup and Vite builds: the file is emitted through `emitFile`, and its URL is the
- * bundler's own `import.meta.ROLLUP_FILE_URL_*`, which follows Vite's `base` and Rollup's output options.
+ * Plain Rollup (and Rolldown) builds: the file is emitted through `emitFile`, and its URL is the
+ * bundler's own `import.meta.ROLLUP_FILE_URL_*`, which follows the output options and `resolveFileUrl`.
  */
 export function emittedAssetUrl(context: unknown): UrlFor {
   return async (file: AssetFile) => {
@@ -18,9 +18,10 @@ export function emittedAssetUrl(context: unknown): UrlFor {
 }
 
 /**
- * webpack, Rspack and esbuild: the module imports the file, and the bundler's own asset
- * handling (asset modules; esbuild's `file` loader) emits it under a content hash and gives
- * its URL through `output.publicPath` / `publicPath`. `emitFile` returns no reference there.
+ * Vite, webpack, Rspack and esbuild: the module imports the file, and the bundler's own asset
+ * handling emits it under a content hash and gives its URL — Vite's asset plugin (`base`,
+ * `renderBuiltUrl`, SSR, inlining, library mode), asset modules (`output.publicPath`), esbuild's
+ * `file` loader (`publicPath`).
  */
 export const importedAssetUrl: UrlFor = (file, imports) => imports.add(file.path.split('\\').join('/'))
 

@@ -10,19 +10,23 @@ const ROUTE = '@imagegen/'
 const FILE = /^[0-9a-f]{16,64}(-[0-9a-z]+)*\.(png|jpg|webp|avif)$/
 const TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', webp: 'image/webp', avif: 'image/avif' }
 
-/** The dev server's URL of a file: served straight from where it is, not copied. */
-export function devServerUrl(base: string): UrlFor {
-  const prefix = `${base.endsWith('/') ? base : `${base}/`}${ROUTE}`
-  return (file: AssetFile) => new Code(JSON.stringify(`${prefix}${file.name}`))
+const withSlash = (base: string) => (base.endsWith('/') ? base : `${base}/`)
+
+/** The dev server's URL of a file (`prefix`: `server.origin` and `base`): served straight from where it is, not copied. */
+export function devServerUrl(prefix: string): UrlFor {
+  return (file: AssetFile) => new Code(JSON.stringify(`${withSlash(prefix)}${ROUTE}${file.name}`))
 }
 
-/** Serves `<base>@imagegen/<key>.<ext>` from the given folders; only names of that shape. */
-export function serveCache(folders: () => string[]) {
+/** Serves `<base>@imagegen/<key>.<ext>` from the given folders; any other name under the route is a 404. */
+export function serveCache(base: string, folders: () => string[]) {
+  const route = `${withSlash(base)}${ROUTE}`
   return (req: IncomingMessage, res: ServerResponse, next: () => void) => {
     const path = (req.url ?? '').split('?')[0]!
-    const at = path.lastIndexOf(`/${ROUTE}`)
-    const name = at === -1 ? '' : path.slice(at + ROUTE.length + 1)
-    if (!FILE.test(name)) return next()
+    if (!path.startsWith(route)) return next()
+    // Not the app's page: a missing image must not be answered by an SPA fallback.
+    const notFound = () => res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found')
+    const name = path.slice(route.length)
+    if (!FILE.test(name)) return notFound()
     firstExisting(folders().map((dir) => join(dir, name))).then(
       ([file, info]) => {
         res.writeHead(200, {
@@ -33,10 +37,10 @@ export function serveCache(folders: () => string[]) {
         })
         // a file removed between the stat and the read (a prune) is a 404, not a crash
         createReadStream(file)
-          .on('error', () => (res.headersSent ? res.destroy() : next()))
+          .on('error', () => (res.headersSent ? res.destroy() : notFound()))
           .pipe(res)
       },
-      () => next(),
+      notFound,
     )
   }
 }

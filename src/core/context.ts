@@ -1,6 +1,6 @@
 import type { ResolvedOptions } from '../options'
 import type { CachedImage } from './cache'
-import { Deriver, type DerivedFile } from './derive'
+import { Deriver, type DerivedFile, type DerivedImage } from './derive'
 import { entryLabel, type KeyedEntry } from './entries'
 import { formatLocation, ImagegenError, plural } from './errors'
 import { Code, collectionModule, ModuleImports, singleImageModule, type ImageModuleValue } from './module-code'
@@ -124,28 +124,36 @@ export class ImagegenContext {
   /** The module's code, with each image's URL spelled by the bundler. */
   async moduleCode(loaded: LoadedManifest, urlFor: UrlFor): Promise<string> {
     const imports = new ModuleImports()
-    const values = await Promise.all(loaded.entries.map((entry) => this.moduleValue(entry, loaded, urlFor, imports)))
+    const derived = await Promise.all(loaded.entries.map((entry) => this.derive(entry, loaded)))
+    // URLs are asked for in entry order: a module's imports come out the same in every build.
+    const values: ImageModuleValue[] = []
+    for (const [i, entry] of loaded.entries.entries()) values.push(await this.moduleValue(entry, derived[i], loaded, urlFor, imports))
     if (loaded.manifest.kind === 'single') return singleImageModule(values[0]!, imports.preamble())
     return collectionModule(new Map(loaded.entries.map((entry, i) => [entry.name!, values[i]!])), imports.preamble())
   }
 
-  private async moduleValue(entry: KeyedEntry, loaded: LoadedManifest, urlFor: UrlFor, imports: ModuleImports): Promise<ImageModuleValue> {
-    const described = { alt: entry.spec.alt, prompt: entry.pixels.prompt, model: entry.pixels.model, seed: entry.pixels.seed, key: entry.key }
+  private async derive(entry: KeyedEntry, loaded: LoadedManifest): Promise<DerivedImage | undefined> {
     const cached = loaded.images.get(entry.key)
-    if (!cached) {
+    return cached && this.deriver.derive(cached, entry.spec)
+  }
+
+  private async moduleValue(entry: KeyedEntry, derived: DerivedImage | undefined, loaded: LoadedManifest, urlFor: UrlFor, imports: ModuleImports): Promise<ImageModuleValue> {
+    const described = { alt: entry.spec.alt, prompt: entry.pixels.prompt, model: entry.pixels.model, seed: entry.pixels.seed, key: entry.key }
+    if (!derived) {
       const { width, height } = entry.pixels
       const format = entry.spec.format === 'original' ? 'png' : entry.spec.format
       const src = new Code(JSON.stringify(missingImageDataUrl(entry, loaded.generating ? 'generating' : 'missing')))
       return { src, width, height, format, ...described }
     }
-    const derived = await this.deriver.derive(cached, entry.spec)
     const url = (file: DerivedFile) => urlFor({ path: file.path, name: file.name }, imports)
     const src = await url(derived.main)
-    const srcset = derived.widths.length
-      ? [...(await Promise.all(derived.widths.map(async (file) => [await url(file), file.width] as const))), [src, derived.main.width] as const]
-      : undefined
     const { width, height } = derived.main
-    return { src, width, height, format: derived.format, ...described, srcset, placeholder: derived.placeholder }
+    const srcset: [Code, number][] = []
+    for (const file of derived.widths) srcset.push([await url(file), file.width])
+    const { placeholder } = derived
+    // derive.ts makes the placeholder 16 pixels wide, of the image's aspect ratio.
+    const blur = placeholder && { blurDataURL: placeholder, blurWidth: 16, blurHeight: Math.max(1, Math.round((height * 16) / width)) }
+    return { src, width, height, format: derived.format, ...described, srcset: srcset.length ? [...srcset, [src, width]] : undefined, placeholder, ...blur }
   }
 
   /** Ends a build: the error for missing images, else the summary line. */

@@ -12,6 +12,10 @@ export interface GeneratedImage {
   srcset?: string
   /** A tiny data URL, when the spec sets `placeholder: blur`. */
   placeholder?: string
+  /** The same data URL, under the name `next/image` and Astro expect; with its size in pixels. */
+  blurDataURL?: string
+  blurWidth?: number
+  blurHeight?: number
   prompt: string
   model: string
   seed: number
@@ -59,18 +63,21 @@ function literal(value: unknown): string {
 export class ModuleImports {
   private readonly names = new Map<string, string>()
 
-  /** A binding for the default export of `specifier`, imported once however often it is asked for. */
+  /** The URL of the default export of `specifier`, imported once however often it is asked for. */
   add(specifier: string): Code {
     let name = this.names.get(specifier)
     if (!name) {
       name = `__imagegen_asset${this.names.size}`
       this.names.set(specifier, name)
     }
-    return new Code(name)
+    return new Code(`__imagegen_url(${name})`)
   }
 
   preamble(): string {
-    return [...this.names].map(([specifier, name]) => `import ${name} from ${JSON.stringify(specifier)};\n`).join('')
+    if (this.names.size === 0) return ''
+    const imports = [...this.names].map(([specifier, name]) => `import ${name} from ${JSON.stringify(specifier)};\n`).join('')
+    // An image import is a URL, or (Next's static images) an object with one in `src`.
+    return `${imports}const __imagegen_url = (image) => (typeof image === "string" ? image : image.src);\n`
   }
 }
 

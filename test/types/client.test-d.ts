@@ -11,6 +11,8 @@ describe('unplugin-imagegen/client', () => {
     expectTypeOf(hero.width).toEqualTypeOf<number>()
     expectTypeOf(hero.format).toEqualTypeOf<'webp' | 'avif' | 'png' | 'jpeg'>()
     expectTypeOf(hero.srcset).toEqualTypeOf<string | undefined>()
+    expectTypeOf(hero.blurDataURL).toEqualTypeOf<string | undefined>()
+    expectTypeOf(hero.blurHeight).toEqualTypeOf<number | undefined>()
     // @ts-expect-error src is a string, not a number
     const wrong: number = hero.src
     void wrong
