@@ -110,21 +110,8 @@ const NOT_IN_FILE: Record<string, string> = {
   root: '`root` cannot be set in the config file: the folder that holds the file is the root',
 }
 
-export interface ResolvedOptions {
-  root: string
-  /** Absolute path of `imagegen.config.json`, when the root has one. */
-  configFile?: string
-  cacheDir: string
-  derivedCacheDir: string
-  provider: Provider
-  /** Why missing images cannot be generated now, or undefined when they can. */
-  cannotGenerate?: string
-  concurrency: number
-  maxNewImages: number
-  dts: boolean
-  include?: FilterPattern
-  exclude?: FilterPattern
-}
+/** The options with every default settled (see `resolveOptions`). */
+export type ResolvedOptions = ReturnType<typeof resolveOptions>
 
 /**
  * Validates the options once and settles every default: the root (see `findProjectRoot`),
@@ -133,8 +120,10 @@ export interface ResolvedOptions {
  * `from` is where the search for the root starts: the bundler's root, or the CLI's folder.
  * Throws an `ImagegenError` (code `OPTIONS`) naming each bad option. Never returns or logs the key.
  */
-export function resolveOptions(options: Options = {}, { from, env = process.env }: { from?: string; env?: NodeJS.ProcessEnv } = {}): ResolvedOptions {
-  const given = validate(optionsSchema, options, 'invalid plugin options')
+export function resolveOptions(options: Options = {}, { from, env = process.env }: { from?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const checked = optionsSchema.safeParse(options)
+  if (!checked.success) throw new ImagegenError('OPTIONS', `invalid plugin options: ${describeIssues(checked.error, optionsSchema).join('; ')}`)
+  const given = checked.data
   const root = given.root ? resolve(given.root) : findProjectRoot(resolve(from ?? process.cwd()))
   const file = readConfigFile(root)
   const o = { ...file?.options, ...withoutUndefined(given) }
@@ -144,6 +133,7 @@ export function resolveOptions(options: Options = {}, { from, env = process.env 
   const offlineReason = "offline mode is on (`mode: 'offline'` or IMAGEGEN_OFFLINE=1)"
 
   let chosen: Provider
+  /** Why missing images cannot be generated now; undefined when they can. */
   let cannotGenerate: string | undefined
   if (o.provider === 'placeholder') {
     chosen = createPlaceholderProvider()
@@ -158,6 +148,7 @@ export function resolveOptions(options: Options = {}, { from, env = process.env 
   }
   return {
     root,
+    /** Absolute path of `imagegen.config.json`, when the root has one. */
     configFile: file?.path,
     cacheDir: resolve(root, o.cacheDir ?? '.imagegen'),
     derivedCacheDir: resolve(root, o.derivedCacheDir ?? 'node_modules/.cache/unplugin-imagegen'),
@@ -166,8 +157,8 @@ export function resolveOptions(options: Options = {}, { from, env = process.env 
     concurrency: o.concurrency ?? 4,
     maxNewImages: o.maxNewImages ?? 25,
     dts: o.dts ?? false,
-    include: o.include,
-    exclude: o.exclude,
+    include: o.include as FilterPattern | undefined,
+    exclude: o.exclude as FilterPattern | undefined,
   }
 }
 
@@ -229,12 +220,6 @@ function readConfigFile(root: string): { path: string; options: z.infer<typeof f
   const problems = [...refused, ...(parsed.success ? [] : describeIssues(parsed.error, fileSchema))]
   if (problems.length > 0) throw new ImagegenError('OPTIONS', `${refused.length ? '' : 'invalid '}${CONFIG_FILE}: ${problems.join('; ')}`, { id: path })
   return { path, options: parsed.data! }
-}
-
-function validate<T extends z.ZodObject>(schema: T, value: unknown, what: string): z.infer<T> {
-  const parsed = schema.safeParse(value)
-  if (parsed.success) return parsed.data
-  throw new ImagegenError('OPTIONS', `${what}: ${describeIssues(parsed.error, schema).join('; ')}`)
 }
 
 /** zod's issues in our words: the option's name in backticks, a did-you-mean for unknown ones. */
