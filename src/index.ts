@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, normalize, resolve } from 'node:path'
-import { createUnplugin, type UnpluginFactory } from 'unplugin'
-import { ASSET_FILE, emittedAssetUrl, importedAssetUrl } from './asset-url'
-import { ImagegenContext } from './core/context'
+import { createUnplugin, type RspackCompiler, type UnpluginFactory, type WebpackCompiler } from 'unplugin'
+import { ASSET_FILE, devServerUrl, emittedAssetUrl, serveCache } from './asset-url'
+import { ImagegenContext, type ContextLog } from './core/context'
 import { PREFIX } from './core/errors'
 import { MANIFEST_PATTERN } from './core/manifest'
-import { devServerUrl, reloadFile, serveCache } from './dev-server'
+import { Project } from './core/project'
 import { resolveOptions, type Options } from './options'
 
 const PLUGIN_NAME = 'unplugin-imagegen'
@@ -18,28 +18,27 @@ const PLUGIN_NAME = 'unplugin-imagegen'
  */
 const MODULE_ID = /\.images\.ya?ml(\?imagegen(\.js)?)?$/
 
-interface Resolver {
-  resolve(source: string, importer?: string, options?: { skipSelf?: boolean }): Promise<{ id: string } | null>
-}
+type Resolver = { resolve(source: string, importer?: string, options?: { skipSelf?: boolean }): Promise<{ id: string } | null> }
 
 export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = {}, meta) => {
   let ctx: ImagegenContext | undefined
   let command: 'build' | 'serve' = 'build'
   /** The dev server's URL prefix: `server.origin` (backend integration) and `base`. */
   let base = '/'
-  let devServer: { reload(file: string): Promise<void> } | undefined
-  let log = { info: (message: string) => console.log(message), warn: (message: string) => console.warn(message) }
+  let reload: ((file: string) => Promise<void>) | undefined
+  let log: ContextLog | undefined
   /** Made once, from the bundler's root (the project root is searched from there). */
-  const context = (bundlerRoot?: string) =>
-    (ctx ??= new ImagegenContext(resolveOptions(options, { from: bundlerRoot }), { info: (m) => log.info(m), warn: (m) => log.warn(`${PREFIX} ${m}`) }))
-  // Vite builds import each image: Vite's asset handling gives `base`, `renderBuiltUrl`, SSR URLs and library mode.
+  const context = (bundlerRoot?: string) => (ctx ??= new ImagegenContext(resolveOptions(options, { from: bundlerRoot }), log))
   const emits = meta.framework === 'rollup' || meta.framework === 'rolldown'
   const rollupLike = emits || meta.framework === 'vite'
   const moduleQuery = meta.framework === 'webpack' || meta.framework === 'rspack' ? '?imagegen.js' : '?imagegen'
-  /** Files a manifest module may import: only these are handed to the bundler's asset handling. */
   const isImageAsset = (path: string) =>
     ASSET_FILE.test(path) && (path.startsWith(context().project.cache.imagesDir) || path.startsWith(context().options.derivedCacheDir))
-  const assetRule = { test: isImageAsset, type: 'asset/resource' } as const
+  const webpackLike = (compiler: WebpackCompiler | RspackCompiler) => {
+    context(compiler.context)
+    compiler.options.module.rules.push({ test: isImageAsset, type: 'asset/resource' })
+    compiler.hooks.watchRun.tap(PLUGIN_NAME, () => void (command = 'serve'))
+  }
 
   return {
     name: PLUGIN_NAME,
@@ -72,9 +71,10 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
         // server watches it already, and would record the module as its own importer (see project.ts).
         for (const dependency of devServing ? loaded.dependencies : [file, ...loaded.dependencies]) this.addWatchFile(dependency)
         void loaded.generating
-          ?.then((arrived) => (arrived ? devServer?.reload(file) : undefined))
-          .catch((error: Error) => log.warn(`${PREFIX} could not reload ${c.project.display(file)}: ${error.message}`))
-        return c.moduleCode(loaded, devServing ? devServerUrl(base) : emits ? emittedAssetUrl(this) : importedAssetUrl)
+          ?.then((arrived) => (arrived ? reload?.(file) : undefined))
+          .catch((error: Error) => c.log.warn(`could not reload ${c.project.display(file)}: ${error.message}`))
+        // Otherwise (Vite builds too) each file is imported: Vite's asset handling gives `base`, `renderBuiltUrl`, SSR URLs, library mode.
+        return c.moduleCode(loaded, devServing ? devServerUrl(base) : emits ? emittedAssetUrl(this) : undefined)
       },
     },
     buildEnd() {
@@ -83,41 +83,40 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
     vite: {
       config(config) {
         // A generated image is an emitted file (as `src` promises) unless the app sets its own limit; library mode inlines regardless.
-        if (config.build?.assetsInlineLimit === undefined) return { build: { assetsInlineLimit: (file: string) => (isImageAsset(normalize(file)) ? false : undefined) } }
+        const assetsInlineLimit = (file: string) => (isImageAsset(normalize(file)) ? false : undefined)
+        if (config.build?.assetsInlineLimit === undefined) return { build: { assetsInlineLimit } }
       },
       configResolved(config) {
         command = config.command
         base = `${config.server.origin?.replace(/\/$/, '') ?? ''}${config.base}`
-        log = { info: (m) => config.logger.info(m), warn: (m) => config.logger.warn(m) }
+        log = { info: (m) => config.logger.info(m), warn: (m) => config.logger.warn(`${PREFIX} ${m}`) }
         context(config.root)
       },
       configureServer(server) {
-        devServer = { reload: (file) => reloadFile(server, file) }
+        // Drops the module's code in every environment that loaded it (so the next request, even with HMR off,
+        // gets the new images), and Vite sends the HMR update.
+        reload = async (file) => {
+          for (const environment of Object.values(server.environments)) {
+            for (const module of environment.moduleGraph.getModulesByFile(file) ?? []) {
+              environment.moduleGraph.invalidateModule(module)
+              await environment.reloadModule(module)
+            }
+          }
+        }
         // A closing dev server stops its background predictions; paid ones stay journaled.
         server.httpServer?.once('close', () => context().abort())
         server.middlewares.use(serveCache(server.config.base, () => [context().options.derivedCacheDir, context().project.cache.imagesDir]))
       },
     },
-    webpack(compiler) {
-      context(compiler.context)
-      compiler.options.module.rules.push(assetRule)
-      compiler.hooks.watchRun.tap(PLUGIN_NAME, () => void (command = 'serve'))
-    },
-    rspack(compiler) {
-      context(compiler.context)
-      compiler.options.module.rules.push(assetRule)
-      compiler.hooks.watchRun.tap(PLUGIN_NAME, () => void (command = 'serve'))
-    },
+    webpack: webpackLike,
+    rspack: webpackLike,
     esbuild: {
       setup(build) {
         context(build.initialOptions.absWorkingDir)
         // Resolved here, not by esbuild: its resolver caches folder listings during a build,
         // and derived files may appear in a folder it has already read.
         build.onResolve({ filter: ASSET_FILE }, (args) => (isImageAsset(args.path) ? { path: args.path } : undefined))
-        // esbuild's `file` loader copies the image under a content hash and gives its URL through `publicPath`.
-        build.onLoad({ filter: ASSET_FILE }, async (args) =>
-          isImageAsset(args.path) ? { contents: await readFile(args.path), loader: 'file' } : undefined,
-        )
+        build.onLoad({ filter: ASSET_FILE }, async ({ path }) => (isImageAsset(path) ? { contents: await readFile(path), loader: 'file' } : undefined))
       },
     },
   }
@@ -136,6 +135,14 @@ export type { GenerationJob, GenerationResult, Provider, ProviderRequest, Resume
 export { ImagegenError, ManifestError, ProviderError } from './core/errors'
 export { parseManifest } from './core/manifest'
 export { keySpec } from './core/key'
-export { openProject, type Project, type ReadManifest } from './api'
+export type { Project, ReadManifest } from './core/project'
 export { createAtlasProvider } from './providers/atlas'
 export { createPlaceholderProvider } from './providers/placeholder'
+
+/**
+ * The pipeline the plugin and the CLI share, for scripts (see the README's "API"), with `root` and the options settled as the
+ * plugin settles them, the root searched from `from` (default: the current folder). Throws an `ImagegenError` (`OPTIONS`) for bad options.
+ */
+export function openProject(options: Options = {}, where: { from?: string; env?: NodeJS.ProcessEnv } = {}): Project {
+  return new Project(resolveOptions(options, where))
+}

@@ -1,16 +1,19 @@
 import { fileURLToPath } from 'node:url'
 import unplugin from '.'
-import { importedAssetUrl } from './asset-url'
 import { ImagegenContext } from './core/context'
-import { ImagegenError, PREFIX } from './core/errors'
+import { ImagegenError } from './core/errors'
 import { resolveOptions, type Options } from './options'
 
 /** What `withImagegen` reads of a Next config, typed loosely: Next's and webpack's types are not dependencies. */
 type NextConfig = { webpack?: ((config: any, context: any) => any) | null; turbopack?: { rules?: object }; generateBuildId?: () => any }
+const isNextImageLoader = (use: any) => (use?.loader ?? use) === 'next-image-loader'
 const isNextImageRule = (r: any): boolean =>
-  r?.loader === 'next-image-loader' || [r?.use ?? []].flat().some((u: any) => (u?.loader ?? u) === 'next-image-loader') || (r?.oneOf ?? []).some(isNextImageRule)
-const isJson = (v: unknown): boolean =>
-  v === null || typeof v !== 'object' ? typeof v !== 'function' : (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype) && Object.values(v).every(isJson)
+  isNextImageLoader(r) || [r?.use ?? []].flat().some(isNextImageLoader) || (r?.oneOf ?? []).some(isNextImageRule)
+
+function isJson(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return typeof v !== 'function'
+  return (Array.isArray(v) || Object.getPrototypeOf(v) === Object.prototype) && Object.values(v).every(isJson)
+}
 
 /**
  * A Next.js config that builds `*.images.yaml` imports with Turbopack (a loader) and webpack (the
@@ -20,7 +23,10 @@ const isJson = (v: unknown): boolean =>
 export function withImagegen<T extends object>(config: T = {} as T, options: Options = {}): T {
   const nextConfig = config as NextConfig
   const { apiKey, ...rest } = options
-  if (!isJson(rest)) throw new ImagegenError('OPTIONS', 'withImagegen: Turbopack hands options to loaders as JSON, so a custom `provider` object or a RegExp `include`/`exclude` cannot be used; use glob strings, or add `unplugin-imagegen/webpack` in `webpack()` and build with `next build --webpack`')
+  if (!isJson(rest)) {
+    throw new ImagegenError('OPTIONS', 'withImagegen: Turbopack hands options to loaders as JSON, so a custom `provider` object or a RegExp ' +
+      '`include`/`exclude` cannot be used; use glob strings, or add `unplugin-imagegen/webpack` in `webpack()` and build with `next build --webpack`')
+  }
   // Next writes its config (loader options included) into `.next/`: the key travels by the environment.
   if (apiKey) process.env.ATLASCLOUD_API_KEY = apiKey
   const rule = { loaders: [{ loader: fileURLToPath(new URL('./next-loader.cjs', import.meta.url)), options: rest }], as: '*.js' }
@@ -31,9 +37,9 @@ export function withImagegen<T extends object>(config: T = {} as T, options: Opt
     // generated and derived before it starts, from the one async hook Next calls before.
     async generateBuildId() {
       if (process.env.TURBOPACK) {
-        const c = new ImagegenContext(resolveOptions(rest), { info: console.log, warn: (m) => console.warn(`${PREFIX} ${m}`) })
+        const c = new ImagegenContext(resolveOptions(rest))
         await c.preflight()
-        await Promise.all((await c.project.findManifests()).map(async (file) => c.moduleCode(await c.load(file), importedAssetUrl)))
+        await Promise.all((await c.project.findManifests()).map(async (file) => c.moduleCode(await c.load(file))))
         c.finishBuild()
       }
       return (await nextConfig.generateBuildId?.()) ?? null

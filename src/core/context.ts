@@ -1,9 +1,9 @@
 import type { ResolvedOptions } from '../options'
 import type { CachedImage } from './cache'
-import { Deriver, type DerivedFile, type DerivedImage } from './derive'
+import { Deriver, type DerivedFile } from './derive'
 import { entryLabel, type KeyedEntry } from './entries'
-import { formatLocation, ImagegenError, plural } from './errors'
-import { Code, collectionModule, ModuleImports, singleImageModule, type ImageModuleValue } from './module-code'
+import { formatLocation, ImagegenError, plural, PREFIX } from './errors'
+import { Code, imageModule, ModuleImports, type ImageModuleValue } from './module-code'
 import { BillGuard, missingImagesError, type PlannedImage } from './plan'
 import { Project, type ReadManifest } from './project'
 import { GenerationError, type Scheduler } from './scheduler'
@@ -15,21 +15,17 @@ export interface LoadedManifest extends ReadManifest {
   generating?: Promise<boolean>
 }
 
-export interface ContextLog {
-  /** The summary line. */
-  info(message: string): void
-  /** Something the user should fix that does not stop the dev server. */
-  warn(message: string): void
-}
-
-/** A file the module must point at: its absolute path and the name it should be emitted under. */
-export interface AssetFile {
-  path: string
-  name: string
-}
+/** `info` gives the summary line; `warn` something the user should fix that does not stop the dev server. */
+export type ContextLog = Record<'info' | 'warn', (message: string) => void>
 
 /** How a bundler spells the URL of a file in module code; `imports` collects any imports it needs. */
-export type UrlFor = (file: AssetFile, imports: ModuleImports) => Code | Promise<Code>
+export type UrlFor = (file: DerivedFile, imports: ModuleImports) => Code | Promise<Code>
+
+/**
+ * By default the module imports the file, and the bundler's own asset handling emits it and gives its URL: Vite's asset
+ * plugin, asset modules (`output.publicPath`), esbuild's `file` loader (`publicPath`), Next's static images.
+ */
+const importFile: UrlFor = (file, imports) => imports.add(file.path)
 
 /**
  * What one plugin instance knows: the project (its pipeline, shared with the CLI) and the
@@ -38,7 +34,7 @@ export type UrlFor = (file: AssetFile, imports: ModuleImports) => Code | Promise
  */
 export class ImagegenContext {
   readonly project: Project
-  readonly deriver: Deriver
+  private readonly deriver: Deriver
   private scheduler!: Scheduler
   private guard!: BillGuard
   private command: 'build' | 'serve' = 'build'
@@ -51,7 +47,7 @@ export class ImagegenContext {
 
   constructor(
     readonly options: ResolvedOptions,
-    private readonly log: ContextLog,
+    readonly log: ContextLog = { info: console.log, warn: (m) => console.warn(`${PREFIX} ${m}`) },
   ) {
     this.project = new Project(options)
     this.deriver = new Deriver(options.derivedCacheDir)
@@ -80,10 +76,7 @@ export class ImagegenContext {
     this.guard.take(this.project.plan(entries).missing)
   }
 
-  /**
-   * Reads a manifest and finds or makes its images. With `background` (a dev server that can
-   * reload the module later), missing images are made without waiting for them.
-   */
+  /** Reads a manifest and finds or makes its images; with `background` (a dev server that can reload the module), without waiting. */
   async load(file: string, { background = false }: { background?: boolean } = {}): Promise<LoadedManifest> {
     const read = await this.project.read(file)
     const plan = this.project.plan(read.entries)
@@ -95,10 +88,13 @@ export class ImagegenContext {
     }
     let generating: Promise<boolean> | undefined
     if (missing.length > 0 && this.options.cannotGenerate) {
-      this.noteMissing(missing)
+      for (const image of missing) for (const entry of image.entries) this.missing.set(formatLocation(entry.location), entry)
+      if (this.command === 'serve') {
+        const names = missing.flatMap((image) => image.entries.map(entryLabel))
+        this.log.warn(`showing placeholders for ${plural(names.length, 'missing image')} (${this.options.cannotGenerate}): ${names.join(', ')}`)
+      }
     } else if (missing.length > 0 && this.command === 'serve' && background) {
-      // A dev server never waits for a prediction: the module shows placeholders now, and the
-      // caller reloads it once images have arrived.
+      // A dev server never waits for a prediction: the module shows placeholders now, and is reloaded once images have arrived.
       generating = this.generate(missing).then(
         () => true,
         (error: Error) => {
@@ -121,42 +117,40 @@ export class ImagegenContext {
     return generated
   }
 
-  /** The module's code, with each image's URL spelled by the bundler. */
-  async moduleCode(loaded: LoadedManifest, urlFor: UrlFor): Promise<string> {
+  async moduleCode(loaded: LoadedManifest, urlFor: UrlFor = importFile): Promise<string> {
     const imports = new ModuleImports()
-    const derived = await Promise.all(loaded.entries.map((entry) => this.derive(entry, loaded)))
+    const derived = await Promise.all(
+      loaded.entries.map(async (entry) => {
+        const cached = loaded.images.get(entry.key)
+        return cached && this.deriver.derive(cached, entry.spec)
+      }),
+    )
     // URLs are asked for in entry order: a module's imports come out the same in every build.
     const values: ImageModuleValue[] = []
-    for (const [i, entry] of loaded.entries.entries()) values.push(await this.moduleValue(entry, derived[i], loaded, urlFor, imports))
-    if (loaded.manifest.kind === 'single') return singleImageModule(values[0]!, imports.preamble())
-    return collectionModule(new Map(loaded.entries.map((entry, i) => [entry.name!, values[i]!])), imports.preamble())
-  }
-
-  private async derive(entry: KeyedEntry, loaded: LoadedManifest): Promise<DerivedImage | undefined> {
-    const cached = loaded.images.get(entry.key)
-    return cached && this.deriver.derive(cached, entry.spec)
-  }
-
-  private async moduleValue(entry: KeyedEntry, derived: DerivedImage | undefined, loaded: LoadedManifest, urlFor: UrlFor, imports: ModuleImports): Promise<ImageModuleValue> {
-    const described = { alt: entry.spec.alt, prompt: entry.pixels.prompt, model: entry.pixels.model, seed: entry.pixels.seed, key: entry.key }
-    if (!derived) {
-      const { width, height } = entry.pixels
-      const format = entry.spec.format === 'original' ? 'png' : entry.spec.format
-      const src = new Code(JSON.stringify(missingImageDataUrl(entry, loaded.generating ? 'generating' : 'missing')))
-      return { src, width, height, format, ...described }
+    for (const [i, entry] of loaded.entries.entries()) {
+      const described = { alt: entry.spec.alt, prompt: entry.pixels.prompt, model: entry.pixels.model, seed: entry.pixels.seed, key: entry.key }
+      const image = derived[i]
+      if (!image) {
+        const format = entry.spec.format === 'original' ? 'png' : entry.spec.format
+        const src = new Code(JSON.stringify(missingImageDataUrl(entry, loaded.generating ? 'generating' : 'missing')))
+        values.push({ src, width: entry.pixels.width, height: entry.pixels.height, format, ...described })
+        continue
+      }
+      const src = await urlFor(image.main, imports)
+      const { width, height } = image.main
+      const srcset: string[] = []
+      for (const file of image.widths) srcset.push(`${(await urlFor(file, imports)).js} + " ${file.width}w"`)
+      if (srcset.length) srcset.push(`${src.js} + " ${width}w"`)
+      const { placeholder } = image
+      // derive.ts makes the placeholder 16 pixels wide, of the image's aspect ratio.
+      const blur = placeholder && { blurDataURL: placeholder, blurWidth: 16, blurHeight: Math.max(1, Math.round((height * 16) / width)) }
+      const srcsetCode = srcset.length ? new Code(srcset.join(' + ", " + ')) : undefined
+      values.push({ src, width, height, format: image.format, ...described, srcset: srcsetCode, placeholder, ...blur })
     }
-    const url = (file: DerivedFile) => urlFor({ path: file.path, name: file.name }, imports)
-    const src = await url(derived.main)
-    const { width, height } = derived.main
-    const srcset: [Code, number][] = []
-    for (const file of derived.widths) srcset.push([await url(file), file.width])
-    const { placeholder } = derived
-    // derive.ts makes the placeholder 16 pixels wide, of the image's aspect ratio.
-    const blur = placeholder && { blurDataURL: placeholder, blurWidth: 16, blurHeight: Math.max(1, Math.round((height * 16) / width)) }
-    return { src, width, height, format: derived.format, ...described, srcset: srcset.length ? [...srcset, [src, width]] : undefined, placeholder, ...blur }
+    if (loaded.manifest.kind === 'single') return imageModule(values[0]!, imports)
+    return imageModule(new Map(loaded.entries.map((entry, i) => [entry.name!, values[i]!])), imports)
   }
 
-  /** Ends a build: the error for missing images, else the summary line. */
   finishBuild(): void {
     if (this.missing.size > 0 && this.command === 'build') throw missingImagesError([...this.missing.values()], this.options.cannotGenerate!)
     const counts = [...this.tally.values()]
@@ -170,23 +164,16 @@ export class ImagegenContext {
   abort(): void {
     this.aborter.abort(new ImagegenError('STOPPED', 'the build stopped'))
   }
-
-  private noteMissing(images: readonly PlannedImage[]): void {
-    for (const image of images) for (const entry of image.entries) this.missing.set(formatLocation(entry.location), entry)
-    if (this.command === 'serve') {
-      const names = images.flatMap((i) => i.entries.map(entryLabel))
-      this.log.warn(`showing placeholders for ${plural(names.length, 'missing image')} (${this.options.cannotGenerate}): ${names.join(', ')}`)
-    }
-  }
 }
 
 /** A neutral box of the asked size, shown in dev while an image is missing or being generated. */
-export function missingImageDataUrl(entry: KeyedEntry, state: 'generating' | 'missing'): string {
+function missingImageDataUrl(entry: KeyedEntry, state: 'generating' | 'missing'): string {
   const { width, height } = entry.pixels
   const label = entry.spec.alt.replace(/[<>&"]/g, '').slice(0, 80)
   const svg =
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">` +
     `<rect width="100%" height="100%" fill="#d9dce1"/>` +
-    `<text x="50%" y="50%" text-anchor="middle" font-family="sans-serif" font-size="${Math.max(12, Math.round(width / 40))}" fill="#5b6270">${state === 'generating' ? 'generating…' : 'missing'}: ${label}</text></svg>`
+    `<text x="50%" y="50%" text-anchor="middle" font-family="sans-serif" font-size="${Math.max(12, Math.round(width / 40))}" fill="#5b6270">` +
+    `${state === 'generating' ? 'generating…' : 'missing'}: ${label}</text></svg>`
   return `data:image/svg+xml,${encodeURIComponent(svg)}`
 }

@@ -24,10 +24,7 @@ export interface GeneratedImage {
 }
 
 /** A `GeneratedImage` whose URLs are JavaScript expressions (each bundler spells a file URL its own way). */
-export interface ImageModuleValue extends Omit<GeneratedImage, 'src' | 'srcset'> {
-  src: Code
-  srcset?: Code | (readonly [Code, number])[]
-}
+export type ImageModuleValue = Omit<GeneratedImage, 'src' | 'srcset'> & { src: Code; srcset?: Code }
 
 /** A piece of JavaScript to put in the module as it is. */
 export class Code {
@@ -48,10 +45,6 @@ export function isExportableName(name: string): boolean {
 
 function literal(value: unknown): string {
   if (value instanceof Code) return value.js
-  if (Array.isArray(value)) {
-    // A srcset: pairs of URL expression and width.
-    return (value as (readonly [Code, number])[]).map(([url, w]) => `${url.js} + " ${w}w"`).join(' + ", " + ')
-  }
   if (value !== null && typeof value === 'object') {
     const fields = Object.entries(value).filter(([, v]) => v !== undefined)
     return `{ ${fields.map(([k, v]) => `${JSON.stringify(k)}: ${literal(v)}`).join(', ')} }`
@@ -63,14 +56,11 @@ function literal(value: unknown): string {
 export class ModuleImports {
   private readonly names = new Map<string, string>()
 
-  /** The URL of the default export of `specifier`, imported once however often it is asked for. */
-  add(specifier: string): Code {
-    let name = this.names.get(specifier)
-    if (!name) {
-      name = `__imagegen_asset${this.names.size}`
-      this.names.set(specifier, name)
-    }
-    return new Code(`__imagegen_url(${name})`)
+  /** The URL of the default export of the file at `path`, imported once however often it is asked for. */
+  add(path: string): Code {
+    const specifier = path.split('\\').join('/')
+    if (!this.names.has(specifier)) this.names.set(specifier, `__imagegen_asset${this.names.size}`)
+    return new Code(`__imagegen_url(${this.names.get(specifier)})`)
   }
 
   preamble(): string {
@@ -81,11 +71,10 @@ export class ModuleImports {
   }
 }
 
-export function singleImageModule(image: ImageModuleValue, preamble = ''): string {
-  return `${preamble}const image = ${literal(image)};\nexport default image;\n`
-}
-
-export function collectionModule(images: ReadonlyMap<string, ImageModuleValue>, preamble = ''): string {
+/** A single image's module exports it as its default; a collection's, each entry that has a usable name too. */
+export function imageModule(images: ImageModuleValue | ReadonlyMap<string, ImageModuleValue>, imports: ModuleImports): string {
+  const preamble = imports.preamble()
+  if (!(images instanceof Map)) return `${preamble}const image = ${literal(images)};\nexport default image;\n`
   const lines: string[] = []
   const fields: string[] = []
   let i = 0
