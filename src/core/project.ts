@@ -1,9 +1,9 @@
 import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createFilter } from 'unplugin-utils'
+import { version } from '../../package.json'
 import type { ResolvedOptions } from '../options'
-import type { PendingPrediction } from './cache'
-import { ImageCache } from './cache'
+import { ImageCache, type PendingPrediction } from './cache'
 import { writeDeclaration } from './declaration'
 import { keyEntries, type KeyedEntry } from './entries'
 import { displayPath, ImagegenError, ManifestError } from './errors'
@@ -11,7 +11,6 @@ import { MANIFEST_PATTERN, parseManifest, type Manifest } from './manifest'
 import { ParsedStore } from './parsed-store'
 import { planImages, type Plan, type PlannedImage } from './plan'
 import { Scheduler, type GenerateEvent } from './scheduler'
-import { PACKAGE_VERSION } from './version'
 
 /** Folders that never hold a project's own manifests. */
 const SKIPPED_DIRS = new Set(['node_modules', '.git', 'dist', 'build', 'out', '.output', '.next', '.nuxt', '.svelte-kit', '.vite', 'coverage'])
@@ -40,7 +39,8 @@ export class Project {
 
   constructor(readonly options: ResolvedOptions) {
     this.cache = new ImageCache(options.cacheDir)
-    this.store = new ParsedStore(join(options.derivedCacheDir, 'manifests'), PACKAGE_VERSION)
+    // parsed manifests are kept per version of this package (bundled at build time)
+    this.store = new ParsedStore(join(options.derivedCacheDir, 'manifests'), version)
     const filter = createFilter(options.include, options.exclude, { resolve: options.root })
     this.isManifest = (id) => MANIFEST_PATTERN.test(id) && filter(id)
   }
