@@ -9,8 +9,7 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 })
 
 const code = await run(process.argv.slice(2), {
-  cwd: process.cwd(),
-  env: process.env,
+  cwd: process.cwd(), env: process.env,
   terminal: {
     out: (line) => void process.stdout.write(`${line}\n`),
     err: (line) => void process.stderr.write(`${line}\n`),

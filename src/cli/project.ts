@@ -3,11 +3,12 @@ import { resolve } from 'node:path'
 import { manifestProblems, type Project } from '../core/project'
 import { usageError } from './terminal'
 
+export const noManifests = (paths: readonly string[]) =>
+  `imagegen: no manifests (*.images.yaml) under ${paths.length ? paths.join(', ') : 'the current folder'}`
+
 /**
- * The manifests under `paths` (folders are searched, manifest files taken as they are; all of
- * `cwd` when there are none) and their entries. Problems in any manifest end the command
- * (exit 2), all reported at once.
- */
+ * The manifests under `paths` (folders are searched, manifest files taken as they are; all of `cwd` when there are none)
+ * and their entries. Problems in any manifest end the command (exit 2), all reported at once. */
 export async function readManifests(project: Project, cwd: string, paths: readonly string[]) {
   const found = new Set<string>()
   for (const path of paths.length > 0 ? paths : [cwd]) {

@@ -5,8 +5,8 @@ import type { Project } from '../../core/project'
 import { GenerationError } from '../../core/scheduler'
 import type { Command } from '../args'
 import { jsonEntry, jsonHeader } from '../json'
-import { barReporter, lineReporter } from '../progress'
-import { readManifests } from '../project'
+import { barReporter } from '../progress'
+import { noManifests, readManifests } from '../project'
 import { EXIT, formatSeconds, table, type CommandContext, type ExitCode } from '../terminal'
 
 export async function generateCommand({ cwd, terminal, onSignal }: CommandContext, project: Project, { paths, flags }: Command): Promise<ExitCode> {
@@ -31,7 +31,7 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
     if (!json) return code
     const made = new Map(generated.map((cached) => [cached.record.key, cached]))
     const failures = new Map(failed.map(({ image, error }) => [image.key, error.message]))
-    const result = {
+    terminal.out(JSON.stringify({
       ...jsonHeader('generate', code, project),
       dryRun,
       interrupted: stoppedBy !== undefined,
@@ -57,13 +57,12 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
         }
       }),
       ...(error && { error: forTerminal(error) }),
-    }
-    terminal.out(JSON.stringify(result, null, 2))
+    }, null, 2))
     return code
   }
 
   if (files.length === 0) {
-    say(`imagegen: no manifests (*.images.yaml) under ${paths.length ? paths.join(', ') : 'the current folder'}; nothing to generate`)
+    say(`${noManifests(paths)}; nothing to generate`)
     return finish(EXIT.ok)
   }
   const resumed = pending.size > 0 ? ` (${pending.size} already submitted, resumed without paying again)` : ''
@@ -93,7 +92,7 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
 
   const controller = new AbortController()
   const isInterrupt = (error: Error) => controller.signal.aborted && (error === controller.signal.reason || error.name === 'AbortError')
-  const reporter = json ? undefined : terminal.interactive ? barReporter(terminal, isInterrupt) : lineReporter(terminal, isInterrupt)
+  const reporter = json ? undefined : barReporter(terminal, isInterrupt)
   const unsubscribe = onSignal?.((name) => {
     stoppedBy = name
     controller.abort(new ImagegenError('STOPPED', `stopped by ${name}`))

@@ -31,7 +31,6 @@ export async function pruneCommand({ terminal }: CommandContext, project: Projec
 
   const rows: string[][] = []
   let freed = 0
-  /** The provider of each unused entry kept because another provider made it. */
   const otherProviders: string[] = []
   for (const key of unused) {
     const read = listing.records.includes(key) ? await readRecord(imagesDir, key) : undefined
@@ -54,12 +53,10 @@ export async function pruneCommand({ terminal }: CommandContext, project: Projec
   for (const line of table(rows)) terminal.out(line)
 
   const count = `${plural(rows.length, 'unused entry', 'unused entries')} (${formatBytes(freed)})`
-  const kept = keys.length - unused.length
-  terminal.err(
-    dryRun
-      ? `imagegen: ${count} would be removed from ${cacheDir}/; ${kept} in use. Run \`imagegen prune\` to delete ${rows.length === 1 ? 'it' : 'them'}.`
-      : `imagegen: removed ${count} from ${cacheDir}/; kept ${kept} in use`,
-  )
+  const kept = `${keys.length - unused.length} in use`
+  const them = rows.length === 1 ? 'it' : 'them'
+  if (!dryRun) terminal.err(`imagegen: removed ${count} from ${cacheDir}/; kept ${kept}`)
+  else terminal.err(`imagegen: ${count} would be removed from ${cacheDir}/; ${kept}. Run \`imagegen prune\` to delete ${them}.`)
   if (otherProviders.length > 0) {
     const providers = [...new Set(otherProviders)].map((name) => `\`${name}\``).join(', ')
     terminal.err(
@@ -71,8 +68,5 @@ export async function pruneCommand({ terminal }: CommandContext, project: Projec
 }
 
 /** `812 B`, `45.1 kB`, `3.2 MB`. */
-function formatBytes(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`
-  if (bytes < 1_000_000) return `${(bytes / 1000).toFixed(1)} kB`
-  return `${(bytes / 1_000_000).toFixed(1)} MB`
-}
+const formatBytes = (bytes: number) =>
+  bytes < 1000 ? `${bytes} B` : bytes < 1_000_000 ? `${(bytes / 1000).toFixed(1)} kB` : `${(bytes / 1_000_000).toFixed(1)} MB`

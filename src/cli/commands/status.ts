@@ -2,7 +2,7 @@ import { forTerminal, ImagegenError, plural } from '../../core/errors'
 import type { Project } from '../../core/project'
 import type { Command } from '../args'
 import { jsonEntry, jsonHeader } from '../json'
-import { readManifests } from '../project'
+import { noManifests, readManifests } from '../project'
 import { EXIT, table, type CommandContext, type ExitCode } from '../terminal'
 
 export async function statusCommand({ cwd, terminal }: CommandContext, project: Project, { paths, flags }: Command): Promise<ExitCode> {
@@ -14,7 +14,7 @@ export async function statusCommand({ cwd, terminal }: CommandContext, project: 
   const code = plan.missing.length > 0 ? EXIT.incomplete : EXIT.ok
 
   if (flags.json === true) {
-    const result = {
+    terminal.out(JSON.stringify({
       ...jsonHeader('status', code, project),
       summary: { manifests: files.length, entries: entries.length, images: plan.images.length, cached: plan.cached.length, missing: plan.missing.length },
       entries: rows.map(({ entry, cached, journal }) => ({
@@ -24,8 +24,7 @@ export async function statusCommand({ cwd, terminal }: CommandContext, project: 
         file: cached ? project.display(cached.path) : null,
         pendingPredictionId: journal?.state.id ?? null,
       })),
-    }
-    terminal.out(JSON.stringify(result, null, 2))
+    }, null, 2))
     return code
   }
 
@@ -35,12 +34,8 @@ export async function statusCommand({ cwd, terminal }: CommandContext, project: 
     return [`${file}:${line}:${column}`, entry.name ?? '-', entry.key.slice(0, 12), state]
   })
   for (const line of table(cells)) terminal.out(line)
-  terminal.err(
-    files.length === 0
-      ? `imagegen: no manifests (*.images.yaml) under ${paths.length ? paths.join(', ') : 'the current folder'}`
-      : `imagegen: ${plural(entries.length, 'entry', 'entries')} (${plural(plan.images.length, 'image')}) in ${plural(files.length, 'manifest')} — ` +
-          `${plan.cached.length} cached, ${plan.missing.length} missing`,
-  )
+  const counts = `${plural(entries.length, 'entry', 'entries')} (${plural(plan.images.length, 'image')}) in ${plural(files.length, 'manifest')}`
+  terminal.err(files.length === 0 ? noManifests(paths) : `imagegen: ${counts} — ${plan.cached.length} cached, ${plan.missing.length} missing`)
   if (code !== EXIT.ok) {
     const where = project.options.provider.name === 'atlas' ? ' where ATLASCLOUD_API_KEY is set' : ''
     const hint = `run \`imagegen generate\`${where}, then commit ${project.display(project.options.cacheDir)}/.`

@@ -5,8 +5,6 @@ import { forTerminal, ImagegenError, plural } from '../../core/errors'
 import type { Project } from '../../core/project'
 import { EXIT, table, type CommandContext, type ExitCode } from '../terminal'
 
-const HASHES_AT_ONCE = 8
-
 export async function verifyCommand({ terminal }: CommandContext, project: Project): Promise<ExitCode> {
   const { imagesDir } = project.cache
   const cacheDir = project.display(project.options.cacheDir)
@@ -16,7 +14,7 @@ export async function verifyCommand({ terminal }: CommandContext, project: Proje
     return EXIT.ok
   }
 
-  const limit = pLimit(HASHES_AT_ONCE)
+  const limit = pLimit(8) // files hashed at once
   /** Each record's damage: the file to show and what is wrong with it, or nothing when intact. */
   const checks = await Promise.all(
     listing.records.map((key) =>
@@ -40,8 +38,7 @@ export async function verifyCommand({ terminal }: CommandContext, project: Proje
   const damaged = checks.filter((check) => check !== undefined)
   for (const line of table(damaged.map((check) => ['damaged', ...check]))) terminal.out(line)
 
-  const recorded = new Set(listing.records)
-  const orphans = [...listing.images.keys()].filter((key) => !recorded.has(key))
+  const orphans = [...listing.images.keys()].filter((key) => !listing.records.includes(key))
   terminal.err(`imagegen: verified ${plural(checks.length, 'cache entry', 'cache entries')} — ${checks.length - damaged.length} intact, ${damaged.length} damaged`)
   if (orphans.length > 0) {
     terminal.err(`imagegen: ${plural(orphans.length, 'image file has', 'image files have')} no record (not used by any build); \`imagegen prune\` removes those no manifest asks for`)
