@@ -6,7 +6,7 @@ import { createWriteStream } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { ProviderError } from '../core/errors'
-import { describeBytes, sniffImageType, SNIFF_LENGTH } from '../core/sniff'
+import { describeBytes, sniffImageType, SNIFF_LENGTH } from '../core/image-info'
 import { formatBytes, loadUndici, readRetryAfter, RequestTimeoutError, seconds, transportError, USER_AGENT, withRetries, withTimeout } from './service'
 import type { Attempt, Output, RetryPolicy } from './service'
 
@@ -34,8 +34,8 @@ class NotAnImageError extends ProviderError {}
 export async function saveOutput(output: Output, destination: string, options: DownloadOptions): Promise<{ contentType: string }> {
   const maxBytes = options.maxBytes ?? MAX_OUTPUT_BYTES
   try {
-    const retries = { policy: options.retry, signal: options.signal }
-    if (output.kind === 'url') return await withRetries(() => downloadOnce(output.url, destination, maxBytes, options), retries)
+    if (output.kind === 'url')
+      return await withRetries(() => downloadOnce(output.url, destination, maxBytes, options), { policy: options.retry, signal: options.signal })
     if (Math.floor((output.base64.length * 3) / 4) > maxBytes + 2) throw tooLarge(options.predictionId, maxBytes)
     const bytes = Buffer.from(output.base64, 'base64')
     const type = sniffImageType(bytes.subarray(0, SNIFF_LENGTH))
@@ -96,9 +96,8 @@ async function downloadOnce(url: string, destination: string, maxBytes: number, 
     })
   } catch (error) {
     if (signal.aborted) throw signal.reason
-    if (error instanceof ProviderError) throw error
     // file system errors (they name a path) are ours to report as they are, not the network's
-    if ((error as NodeJS.ErrnoException).path !== undefined) throw error
+    if (error instanceof ProviderError || (error as NodeJS.ErrnoException).path !== undefined) throw error
     const target = `the output storage at ${origin}`
     if (error instanceof RequestTimeoutError && seen > 0) {
       const reason = `${target} did not finish sending the output of ${named(predictionId)} within ${seconds(error.timeoutMs)} (${formatBytes(seen)} arrived).`

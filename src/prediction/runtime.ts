@@ -7,10 +7,12 @@ import { readFile } from 'node:fs/promises'
 import { basename } from 'node:path'
 import { clip, ProviderError } from '../core/errors'
 import { sleep } from '../core/sleep'
-import { sniffImageType, SNIFF_LENGTH } from '../core/sniff'
-import type { GenerationJob, GenerationResult, Provider, ResumeState, UploadRecord } from '../providers/types'
-import { MAX_OUTPUT_BYTES, OutputExpiredError, saveOutput, type DownloadOptions } from './download'
-import { seconds, send, withRetries, type Call, type Failure, type Prediction, type PredictionService, type RetryPolicy } from './service'
+import { sniffImageType, SNIFF_LENGTH } from '../core/image-info'
+import type { GenerationJob, GenerationResult, Provider, UploadRecord } from '../providers/types'
+import type { Dispatcher } from 'undici'
+import { MAX_OUTPUT_BYTES, OutputExpiredError, saveOutput } from './download'
+import { errorCode, formatBytes, LATER, loadUndici, readRetryAfter, seconds, transportError, USER_AGENT, withRetries, withTimeout } from './service'
+import type { Answer, Attempt, Call, Failure, Prediction, PredictionService, RetryPolicy } from './service'
 
 const DEFAULTS = {
   /** Delay before the first poll; grows ×1.5 after each poll, up to `maxPollIntervalMs`. @default 1000 */
@@ -41,13 +43,10 @@ const OUTPUT_LIFETIME_MS = 14 * 24 * 60 * 60 * 1000
 const EXPIRY_PLAUSIBLE_MS = 60 * 60 * 1000
 /** Transport failures that prove the submit never left this machine, so it was not billed. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT'])
-/** For the submit, which only its request timeout may end (see `submit`). */
-const UNABORTED = new AbortController().signal
 
 interface Runtime extends Required<PredictionSettings> {
   service: PredictionService
   retry: RetryPolicy
-  download: Omit<DownloadOptions, 'signal'>
   /** Reference uploads by content hash: in flight (one however many images share it), and done. */
   uploading: Map<string, Promise<string>>
   uploaded: Map<string, UploadRecord>
@@ -56,9 +55,7 @@ interface Runtime extends Required<PredictionSettings> {
 export function createPredictionProvider(service: PredictionService, settings: PredictionSettings = {}): Provider {
   const s = { ...DEFAULTS, ...Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) }
   const retry = { retries: s.maxRetries, baseDelayMs: s.retryDelayMs, maxDelayMs: s.maxRetryDelayMs }
-  const redact = (text: string) => service.redact(text)
-  const download = { timeoutMs: s.requestTimeoutMs, retry, maxBytes: s.maxOutputBytes, unreachableHint: service.unreachableHint, redact }
-  const rt: Runtime = { ...s, service, retry, download, uploading: new Map(), uploaded: new Map() }
+  const rt: Runtime = { ...s, service, retry, uploading: new Map(), uploaded: new Map() }
   return { name: service.name, generate: (job) => generate(rt, job) }
 }
 
@@ -71,7 +68,10 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
   service.check()
   job.signal.throwIfAborted()
   const image = job.request.image === undefined ? undefined : await upload(rt, job, job.request.image)
-  const journaled = resumable(job.resume)
+  // the journaled prediction, unless too old to have an output left; of unknown age, old enough that a 404 means gone
+  const at = typeof job.resume?.submittedAt === 'string' ? Date.parse(job.resume.submittedAt) : Number.NaN
+  const outputLeft = Number.isNaN(at) || Date.now() - at < OUTPUT_LIFETIME_MS
+  const journaled = job.resume && outputLeft ? { id: job.resume.id, submittedAt: at || 0 } : undefined
   let deadline: number | undefined
   for (let afresh = false; ; afresh = true) {
     const resume = afresh ? undefined : journaled
@@ -109,8 +109,9 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
       throw new ProviderError(`${named} is \`${prediction.status ?? 'done'}\` but ${why}`, { hint, predictionId: id, predictionOver: true })
     }
     try {
-      const download = { ...rt.download, signal: job.signal, predictionId: id, onRateLimited: job.onRateLimited }
-      const { contentType } = await saveOutput(output, job.destination, download)
+      const download = { timeoutMs: rt.requestTimeoutMs, retry: rt.retry, maxBytes: rt.maxOutputBytes, predictionId: id, redact: service.redact }
+      const options = { ...download, signal: job.signal, unreachableHint: service.unreachableHint, onRateLimited: job.onRateLimited }
+      const { contentType } = await saveOutput(output, job.destination, options)
       const { createdAt, completedAt, predictTime } = prediction
       return { predictionId: id, contentType, createdAt, completedAt, predictTime }
     } catch (error) {
@@ -124,14 +125,6 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
       throw new ProviderError(reason, { hint, predictionId: id, status: 404, retryable: true })
     }
   }
-}
-
-/** The journaled prediction, unless too old to have an output left; of unknown age, old enough that a 404 means gone. */
-function resumable(state: ResumeState | undefined): { id: string; submittedAt: number } | undefined {
-  if (!state) return undefined
-  const submittedAt = typeof state.submittedAt === 'string' ? Date.parse(state.submittedAt) : Number.NaN
-  if (!Number.isFinite(submittedAt)) return { id: state.id, submittedAt: 0 }
-  return Date.now() - submittedAt >= OUTPUT_LIFETIME_MS ? undefined : { id: state.id, submittedAt }
 }
 
 /** The URL of a reference image at the service, uploaded once per content hash and again once old or for another service. */
@@ -164,6 +157,51 @@ async function upload(rt: Runtime, job: GenerationJob, path: string): Promise<st
   return url
 }
 
+/** Sends `call` once; `signal` (by default the job's) ends it. Answers are read up to the output's base64 size plus 1 MB. */
+async function send<T>({ service, requestTimeoutMs, maxOutputBytes }: Runtime, job: GenerationJob, call: Call<T>, signal = job.signal): Promise<Attempt<T>> {
+  const maxBytes = Math.ceil(maxOutputBytes / 3) * 4 + 1024 * 1024
+  const sentAt = performance.now()
+  let answer: Answer
+  try {
+    answer = await withTimeout(signal, requestTimeoutMs, async (timed) => {
+      const { request } = await loadUndici()
+      const method = call.body === undefined ? 'GET' : 'POST'
+      // undici writes the multipart content type, boundary included, for a FormData body
+      const jsonBody = typeof call.body === 'string' && { 'content-type': 'application/json' }
+      const headers = { 'user-agent': USER_AGENT, accept: 'application/json', ...jsonBody, ...call.headers }
+      // Node's FormData is one undici reads (by its shape), though typed apart
+      const res = await request(call.url, { method, headers, body: call.body as Dispatcher.RequestOptions['body'], signal: timed })
+      const refuse = () => {
+        // destroy, not dump: reading what the cap is there to refuse would defeat it
+        res.body.on('error', () => {}).destroy()
+        const reason = `${service.title} sent an answer larger than ${formatBytes(maxBytes)} (while ${call.action}); refusing to read it.`
+        return new ProviderError(reason, { hint: LATER, predictionId: call.predictionId, retryable: true })
+      }
+      if (Number(res.headers['content-length']) > maxBytes) throw refuse()
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        if ((size += chunk.length) > maxBytes) throw refuse()
+        chunks.push(chunk)
+      }
+      const text = Buffer.concat(chunks).toString('utf8')
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch {}
+      return { status: res.statusCode, headers: res.headers, text, json }
+    })
+  } catch (error) {
+    if (signal.aborted) throw signal.reason
+    if (error instanceof ProviderError) return { ok: false, error }
+    return { ok: false, error: transportError(error, `${service.title} at ${service.baseURL}`, call, service.unreachableHint), code: errorCode(error) }
+  }
+  const value = call.read(answer)
+  if (!(value instanceof ProviderError)) return { ok: true, value }
+  if (value.status === 429) job.onRateLimited?.(sentAt)
+  return { ok: false, error: value, retryAfterMs: readRetryAfter(answer.headers['retry-after'], answer.json) }
+}
+
 /**
  * Sends the submit. There is no idempotency key: every submit that reaches the service is billed, and a client
  * that sends one again when unsure pays twice. So it is sent again only when the service proves it did not take it:
@@ -184,7 +222,7 @@ function submit(rt: Runtime, job: GenerationJob, call: Call<Prediction>): Promis
   const notTaken = ({ error: { status }, code, retryAfterMs }: Failure) =>
     status === 429 || (status === 503 && retryAfterMs !== undefined) || (status === undefined && code !== undefined && NOT_SENT_CODES.has(code))
   const hint = `The submit may have been accepted (and billed) anyway, so it was not sent again: if no new prediction shows in your ${rt.service.title} dashboard, run again.`
-  return withRetries(() => send(call, rt, job, UNABORTED), {
+  return withRetries(() => send(rt, job, call, new AbortController().signal), {
     policy: rt.retry,
     signal: job.signal,
     resend: notTaken,
@@ -194,7 +232,7 @@ function submit(rt: Runtime, job: GenerationJob, call: Call<Prediction>): Promis
 
 /** A call that is safe to repeat (a poll, an upload), sent again while its failure is retryable. */
 function request<T>(rt: Runtime, job: GenerationJob, call: Call<T>, deadline?: number): Promise<T> {
-  return withRetries(() => send(call, rt, job), { policy: rt.retry, signal: job.signal, deadline })
+  return withRetries(() => send(rt, job, call), { policy: rt.retry, signal: job.signal, deadline })
 }
 
 async function poll(rt: Runtime, job: GenerationJob, id: string, submittedAt: number, deadline: number, fresh: boolean): Promise<Prediction> {

@@ -1,12 +1,7 @@
-/**
- * What a prediction service adapter tells the runtime, after Replicate's client (`predictions.create`, `predictions.get`,
- * `files.create`: each a described HTTP call with a reader of its answer), and how a call is sent: within a deadline, its
- * answer read no further than a cap, every failure returned as a value, then sent again while the caller allows.
- */
-import type { Dispatcher } from 'undici'
+/** What a prediction service adapter gives the runtime (each call an HTTP request with a reader of its answer); timeouts and retries. */
 import { ProviderError } from '../core/errors'
 import { sleep } from '../core/sleep'
-import type { GenerationJob, GenerationResult, ProviderRequest } from '../providers/types'
+import type { GenerationResult, ProviderRequest } from '../providers/types'
 
 export interface PredictionService {
   readonly name: string
@@ -18,8 +13,8 @@ export interface PredictionService {
   readonly unreachableHint: string
   /** Throws a ProviderError when nothing can be sent at all (no key, a base URL that is no URL). */
   check(): void
-  /** Removes what must never be shown (the key) from text the service or its storage sent. */
-  redact(text: string): string
+  /** Removes what must never be shown (the key) from text the service or its storage sent. Called unbound. */
+  readonly redact: (text: string) => string
   create(request: ProviderRequest, image?: string): Call<Prediction>
   get(id: string): Call<Prediction>
   /** Answered with the file's URL. */
@@ -29,8 +24,8 @@ export interface PredictionService {
 /** What a request was for, as messages say it: `submitting a prediction`, `polling prediction \`pred_1\``, … */
 export type Doing = { action: string; predictionId?: string }
 
+/** Sent as a POST when it has a body (a string one as JSON), else as a GET; answers are asked for as JSON. */
 export interface Call<T> extends Doing {
-  method: 'GET' | 'POST'
   url: string
   headers: Record<string, string>
   body?: string | FormData
@@ -65,52 +60,6 @@ export const LATER = "The fault is on the service's side; run again later."
 let undici: Promise<typeof import('undici')> | undefined
 /** undici, loaded by the first request: a build with every image cached never needs it. */
 export const loadUndici = () => (undici ??= import('undici'))
-
-/** Sends `call` once; `signal` (by default the job's) ends it. Answers are read up to the output's base64 size plus 1 MB. */
-export async function send<T>(
-  call: Call<T>,
-  { service, requestTimeoutMs, maxOutputBytes }: { service: PredictionService; requestTimeoutMs: number; maxOutputBytes: number },
-  job: GenerationJob,
-  signal = job.signal,
-): Promise<Attempt<T>> {
-  const maxBytes = Math.ceil(maxOutputBytes / 3) * 4 + 1024 * 1024
-  const sentAt = performance.now()
-  let answer: Answer
-  try {
-    answer = await withTimeout(signal, requestTimeoutMs, async (timed) => {
-      const { request } = await loadUndici()
-      // Node's FormData is one undici reads (by its shape), though typed apart
-      const res = await request(call.url, { method: call.method, headers: call.headers, body: call.body as Dispatcher.RequestOptions['body'], signal: timed })
-      const refuse = () => {
-        // destroy, not dump: reading what the cap is there to refuse would defeat it
-        res.body.on('error', () => {}).destroy()
-        const reason = `${service.title} sent an answer larger than ${formatBytes(maxBytes)} (while ${call.action}); refusing to read it.`
-        return new ProviderError(reason, { hint: LATER, predictionId: call.predictionId, retryable: true })
-      }
-      if (Number(res.headers['content-length']) > maxBytes) throw refuse()
-      const chunks: Buffer[] = []
-      let size = 0
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        if ((size += chunk.length) > maxBytes) throw refuse()
-        chunks.push(chunk)
-      }
-      const text = Buffer.concat(chunks).toString('utf8')
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch {}
-      return { status: res.statusCode, headers: res.headers, text, json }
-    })
-  } catch (error) {
-    if (signal.aborted) throw signal.reason
-    if (error instanceof ProviderError) return { ok: false, error }
-    return { ok: false, error: transportError(error, `${service.title} at ${service.baseURL}`, call, service.unreachableHint), code: errorCode(error) }
-  }
-  const value = call.read(answer)
-  if (!(value instanceof ProviderError)) return { ok: true, value }
-  if (value.status === 429) job.onRateLimited?.(sentAt)
-  return { ok: false, error: value, retryAfterMs: readRetryAfter(answer.headers['retry-after'], answer.json) }
-}
 
 /** The wait the service asked for, in ms: `Retry-After` as seconds or an HTTP date, or `retry_after` (seconds) in a JSON body. */
 export function readRetryAfter(header: string | string[] | undefined, body: unknown, now = Date.now()): number | undefined {
@@ -187,7 +136,7 @@ export function transportError(error: unknown, target: string, doing: Doing, hin
 }
 
 /** `ECONNREFUSED`, `UND_ERR_SOCKET`, … from the error or its causes. */
-function errorCode(error: unknown): string {
+export function errorCode(error: unknown): string {
   for (let e: unknown = error, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     const code = (e as { code?: unknown }).code
     if (typeof code === 'string' && code) return code

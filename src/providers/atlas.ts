@@ -4,7 +4,7 @@
  */
 import { clip, ProviderError } from '../core/errors'
 import { createPredictionProvider, type PredictionSettings } from '../prediction/runtime'
-import { LATER, USER_AGENT, type Answer, type Call, type Doing, type Output, type Prediction, type PredictionService } from '../prediction/service'
+import { LATER, type Answer, type Call, type Doing, type Output, type Prediction, type PredictionService } from '../prediction/service'
 import type { Provider, ProviderRequest } from './types'
 
 export interface AtlasProviderOptions extends PredictionSettings {
@@ -14,38 +14,20 @@ export interface AtlasProviderOptions extends PredictionSettings {
   baseURL?: string
 }
 
-/** Texts that mean the account has no money left, whatever the status says. */
-const OUT_OF_CREDIT = /insufficient|balance/i
-const SUCCEEDED = new Set(['completed', 'succeeded'])
 /** Atlas's own, then those of other prediction services: none of them changes again. */
 const FAILED = new Set(['failed', 'error', 'canceled', 'cancelled', 'timeout', 'aborted', 'expired', 'rejected', 'terminated'])
-/** Envelope texts that say nothing about an error. */
-const EMPTY_TEXTS = new Set(['success', 'ok'])
-const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/
-/** Shorter strings are likelier a path than an image: the smallest PNG is ~90 base64 characters. */
-const MIN_BASE64_LENGTH = 64
 
 type Read<T> = (payload: Record<string, unknown>, body: Record<string, unknown>) => T | ProviderError
 
-export function createAtlasProvider({ apiKey, baseURL, ...settings }: AtlasProviderOptions = {}): Provider {
-  const base = (baseURL?.trim() || 'https://api.atlascloud.ai').replace(/\/+$/, '')
-  return createPredictionProvider(atlasService(apiKey?.trim() || undefined, base), settings)
-}
-
-function atlasService(apiKey: string | undefined, baseURL: string): PredictionService {
+export function createAtlasProvider({ apiKey: key, baseURL: url, ...settings }: AtlasProviderOptions = {}): Provider {
+  const apiKey = key?.trim() || undefined
+  const baseURL = (url?.trim() || 'https://api.atlascloud.ai').replace(/\/+$/, '')
   // a service may echo what it was sent: the key never travels on in a message
   const redact = (text: string) => (apiKey && apiKey.length >= 4 ? text.split(apiKey).join('***') : text)
-  const call = <T>(method: 'GET' | 'POST', path: string, doing: Doing, read: Read<T>, body?: string | FormData): Call<T> => ({
+  const call = <T>(path: string, doing: Doing, read: Read<T>, body?: string | FormData): Call<T> => ({
     ...doing,
-    method,
     url: `${baseURL}/api/v1/model/${path}`,
-    headers: {
-      authorization: `Bearer ${apiKey}`,
-      accept: 'application/json',
-      'user-agent': USER_AGENT,
-      // undici writes the multipart content type, boundary included, for a FormData body
-      ...(typeof body === 'string' && { 'content-type': 'application/json' }),
-    },
+    headers: { authorization: `Bearer ${apiKey}` },
     body,
     read: (answer) => readAnswer(answer, doing, redact, read),
   })
@@ -53,8 +35,7 @@ function atlasService(apiKey: string | undefined, baseURL: string): PredictionSe
     const { id, status, error, ...rest } = readPrediction(payload, body)
     return { ...rest, id: id && redact(id), status: status && redact(status), error: error && redact(error) }
   }
-
-  return {
+  const service: PredictionService = {
     name: 'atlas',
     title: 'Atlas Cloud',
     baseURL,
@@ -65,8 +46,8 @@ function atlasService(apiKey: string | undefined, baseURL: string): PredictionSe
         throw new ProviderError(`the Atlas Cloud base URL \`${baseURL}\` is not an http(s) URL.`, { hint: 'Check `ATLASCLOUD_BASE_URL` or the `baseURL` option.' })
     },
     redact,
-    create: (request, image) => call('POST', 'generateImage', { action: 'submitting a prediction' }, prediction, JSON.stringify(buildSubmitBody(request, image))),
-    get: (id) => call('GET', `prediction/${encodeURIComponent(id)}`, { action: `polling prediction \`${id}\``, predictionId: id }, prediction),
+    create: (request, image) => call('generateImage', { action: 'submitting a prediction' }, prediction, JSON.stringify(buildSubmitBody(request, image))),
+    get: (id) => call(`prediction/${encodeURIComponent(id)}`, { action: `polling prediction \`${id}\``, predictionId: id }, prediction),
     upload(file, name) {
       const form = new FormData()
       form.set('file', file, name)
@@ -77,9 +58,10 @@ function atlasService(apiKey: string | undefined, baseURL: string): PredictionSe
         const hint = 'Run again; if it persists, the upload API has changed.'
         return found ?? new ProviderError(`Atlas Cloud accepted the reference image ${name} but its answer has no \`download_url\`.`, { hint })
       }
-      return call('POST', 'uploadMedia', { action: `uploading the reference image ${name}` }, url, form)
+      return call('uploadMedia', { action: `uploading the reference image ${name}` }, url, form)
     },
   }
+  return createPredictionProvider(service, settings)
 }
 
 /** Any answer: the envelope unwrapped, or an error whatever its HTTP status said. Service text is redacted before it is clipped. */
@@ -103,7 +85,8 @@ function answerError(status: number | undefined, label: string, text: string | u
     new ProviderError(reason, { hint, predictionId: doing.predictionId, status, ...more })
 
   if (status === 401) return fail(`Atlas Cloud rejected the API key ${at}.`, 'Check that `ATLASCLOUD_API_KEY` holds a valid key.')
-  if (status === 402 || ((status === undefined || status < 500) && text && OUT_OF_CREDIT.test(text)))
+  // texts that mean the account has no money left, whatever the status says
+  if (status === 402 || ((status === undefined || status < 500) && text && /insufficient|balance/i.test(text)))
     return fail(`the Atlas Cloud account is out of credit ${at}.`, 'Add credit to the account, then run again.')
   if (status === 403) return fail(`Atlas Cloud refused the request ${at}.`, 'Check that the account behind `ATLASCLOUD_API_KEY` may use this model.')
   if (status === 422) return fail(`Atlas Cloud rejected the parameters ${at}.`, "Check the image spec's fields and `input`.")
@@ -147,7 +130,7 @@ export function readPredictionId(payload: Record<string, unknown>): string | und
  */
 export function classifyStatus(status: string): Prediction['state'] {
   const s = status.trim().toLowerCase()
-  return SUCCEEDED.has(s) ? 'succeeded' : FAILED.has(s) ? 'failed' : 'pending'
+  return s === 'completed' || s === 'succeeded' ? 'succeeded' : FAILED.has(s) ? 'failed' : 'pending'
 }
 
 /** One output entry: a URL, a `data:` URL, raw base64 or `{ url }`; undefined if none of these. */
@@ -165,13 +148,11 @@ export function readOutput(value: unknown): Output | undefined {
     return { kind: 'data-url', contentType: type || undefined, base64 }
   }
   const compact = text.replace(/\s+/g, '')
-  return compact.length >= MIN_BASE64_LENGTH && BASE64.test(compact) ? { kind: 'base64', base64: compact } : undefined
+  // shorter strings are likelier a path than an image: the smallest PNG is ~90 base64 characters
+  return compact.length >= 64 && /^[A-Za-z0-9+/_-]+={0,2}$/.test(compact) ? { kind: 'base64', base64: compact } : undefined
 }
 
-function rawOutputs(payload: Record<string, unknown>): unknown[] {
-  const raw = payload.outputs ?? payload.output
-  return Array.isArray(raw) ? raw : raw == null ? [] : [raw]
-}
+const rawOutputs = (payload: Record<string, unknown>): unknown[] => [payload.outputs ?? payload.output ?? []].flat()
 
 export const readOutputs = (payload: Record<string, unknown>): Output[] => rawOutputs(payload).map(readOutput).filter((o) => o !== undefined)
 
@@ -179,7 +160,8 @@ export function readErrorText(...sources: unknown[]): string | undefined {
   for (const source of sources.filter(isRecord)) {
     for (const key of ['error', 'message', 'msg', 'detail']) {
       const text = toText(source[key])
-      if (text && !EMPTY_TEXTS.has(text.toLowerCase())) return text
+      // envelope texts that say nothing about an error
+      if (text && !['success', 'ok'].includes(text.toLowerCase())) return text
     }
   }
   return undefined

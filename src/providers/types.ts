@@ -20,10 +20,7 @@ export interface ProviderRequest {
   image?: string
 }
 
-/**
- * What a provider needs to pick up a prediction an earlier run paid for: written through `onSubmitted`,
- * read back as `resume`. The core stores it as JSON and reads nothing of it but `id`, which it shows to users.
- */
+/** A prediction an earlier run paid for: written through `onSubmitted`, read back as `resume`; the core reads (and shows) only `id`. */
 export interface ResumeState {
   id: string
   [field: string]: unknown
