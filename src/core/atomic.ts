@@ -11,11 +11,7 @@ export function tempPathFor(path: string): string {
 /** Flushes a finished temp file and gives it its real name in one step. */
 export async function commitFile(temp: string, path: string): Promise<void> {
   const handle = await open(temp, 'r+')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
+  await handle.sync().finally(() => handle.close())
   await rename(temp, path)
 }
 

@@ -73,13 +73,11 @@ uploads/
  */
 export class ImageCache {
   readonly imagesDir: string
-  readonly pendingDir: string
   readonly locksDir: string
   private prepared?: Promise<void>
 
   constructor(readonly dir: string) {
     this.imagesDir = join(dir, 'images')
-    this.pendingDir = join(dir, 'pending')
     this.locksDir = join(dir, 'locks')
   }
 
@@ -109,23 +107,14 @@ export class ImageCache {
   async commit(
     temp: string,
     info: ImageInfo,
-    fields: Omit<CacheRecord, 'version' | 'file' | 'sha256' | 'size' | 'contentType' | 'width' | 'height' | 'format'>,
+    fields: Omit<CacheRecord, 'version' | 'file' | 'sha256' | 'size' | 'contentType' | keyof ImageInfo>,
   ): Promise<CachedImage> {
     const { sha256, size } = await hashFile(temp)
-    const file = `${fields.key}.${EXTENSIONS[info.format]}`
+    const { format, width, height } = info
+    const file = `${fields.key}.${EXTENSIONS[format]}`
     const path = join(this.imagesDir, file)
     await commitFile(temp, path)
-    const record: CacheRecord = {
-      version: RECORD_VERSION,
-      ...fields,
-      file,
-      sha256,
-      size,
-      contentType: `image/${info.format}`,
-      width: info.width,
-      height: info.height,
-      format: info.format,
-    }
+    const record: CacheRecord = { version: RECORD_VERSION, ...fields, file, sha256, size, contentType: `image/${format}`, width, height, format }
     await writeFileAtomic(this.recordPath(fields.key), `${JSON.stringify(record, null, 2)}\n`)
     return { record, path }
   }
@@ -173,14 +162,15 @@ export class ImageCache {
   }
 
   private pendingPath(key: string): string {
-    return join(this.pendingDir, `${key}.json`)
+    return join(this.dir, 'pending', `${key}.json`)
   }
 
   private prepare(): Promise<void> {
     this.prepared ??= (async () => {
+      const pendingDir = join(this.dir, 'pending')
       await mkdir(this.imagesDir, { recursive: true })
-      await mkdir(this.pendingDir, { recursive: true })
-      await Promise.all([sweepTemps(this.imagesDir), sweepTemps(this.pendingDir)])
+      await mkdir(pendingDir, { recursive: true })
+      await Promise.all([sweepTemps(this.imagesDir), sweepTemps(pendingDir)])
       // Ours (it starts with our header) is kept current as transient folders are added;
       // a .gitignore the user wrote is left alone.
       const path = join(this.dir, '.gitignore')
@@ -247,8 +237,7 @@ export async function readRecord(imagesDir: string, key: string): Promise<{ ok: 
   try {
     record = JSON.parse(await readFile(join(imagesDir, `${key}.json`), 'utf8')) as Partial<CacheRecord> | null
   } catch (error) {
-    if (error instanceof SyntaxError) return fail('the record is not valid JSON')
-    return fail(`the record cannot be read (${(error as NodeJS.ErrnoException).code})`)
+    return fail(error instanceof SyntaxError ? 'the record is not valid JSON' : `the record cannot be read (${(error as NodeJS.ErrnoException).code})`)
   }
   if (typeof record !== 'object' || record === null) return fail('the record is not a JSON object')
   if (record.version !== RECORD_VERSION) return fail(`the record has version ${JSON.stringify(record.version)}, not ${RECORD_VERSION}`)

@@ -91,13 +91,22 @@ export class Deriver {
       return file
     }
 
+    // A tiny blurred WebP as a data URL, to show while the real image loads.
+    const blurPlaceholder = async () => {
+      const tiny = await sharp(source)
+        .resize(PLACEHOLDER_WIDTH, Math.max(1, Math.round((height * PLACEHOLDER_WIDTH) / width)))
+        .blur(1)
+        .webp({ quality: 40 })
+        .toBuffer()
+      return `data:image/webp;base64,${tiny.toString('base64')}`
+    }
     const smaller = [...new Set(transform.widths ?? [])].filter((w) => w < width).sort((a, b) => a - b)
     const record: DerivedRecord = {
       version: DERIVE_VERSION,
       format,
       main: transform.format === 'original' ? { name: original.record.file, width, height, original: true } : await encode(width),
       widths: await Promise.all(smaller.map(encode)),
-      placeholder: transform.placeholder === 'blur' ? await blurPlaceholder(sharp, source, width, height) : undefined,
+      placeholder: transform.placeholder === 'blur' ? await blurPlaceholder() : undefined,
     }
     await writeFileAtomic(join(this.dir, `${key}.json`), JSON.stringify(record))
     return this.image(record, original)
@@ -114,11 +123,9 @@ export class Deriver {
   }
 }
 
-const localRequire = createRequire(import.meta.url)
-
 function derivedKey(original: CachedImage, transform: Transform): string {
   // The versions that decide sharp's output, read from its package.json without loading sharp.
-  const sharp = localRequire('sharp/package.json') as { version: string; config?: { libvips?: string } }
+  const sharp = createRequire(import.meta.url)('sharp/package.json') as { version: string; config?: { libvips?: string } }
   const format = transform.format === 'original' ? original.record.format : transform.format
   const inputs = {
     v: DERIVE_VERSION,
@@ -134,12 +141,3 @@ function derivedKey(original: CachedImage, transform: Transform): string {
   return createHash('sha256').update(canonicalJSON(inputs)).digest('hex')
 }
 
-/** A tiny blurred WebP as a data URL, to show while the real image loads. */
-async function blurPlaceholder(sharp: typeof import('sharp'), source: Buffer, width: number, height: number): Promise<string> {
-  const tiny = await sharp(source)
-    .resize(PLACEHOLDER_WIDTH, Math.max(1, Math.round((height * PLACEHOLDER_WIDTH) / width)))
-    .blur(1)
-    .webp({ quality: 40 })
-    .toBuffer()
-  return `data:image/webp;base64,${tiny.toString('base64')}`
-}

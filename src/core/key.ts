@@ -28,18 +28,10 @@ export function deriveSeed(pixels: Omit<PixelSpec, 'seed'>): number {
 }
 
 export function keySpec(spec: ImageSpec, provider: string, referenceHash?: string): { key: string; pixels: PixelSpec } {
-  const unseeded: Omit<PixelSpec, 'seed'> = {
-    v: KEY_SCHEMA_VERSION,
-    provider,
-    model: spec.model,
-    prompt: spec.prompt,
-    width: spec.width,
-    height: spec.height,
-    steps: spec.steps,
-    guidance_scale: spec.guidance_scale,
-    input: spec.input && Object.keys(spec.input).length > 0 ? spec.input : undefined,
-    image: referenceHash,
-  }
+  const { model, prompt, width, height, steps, guidance_scale } = spec
+  const input = spec.input && Object.keys(spec.input).length > 0 ? spec.input : undefined
+  const unseeded: Omit<PixelSpec, 'seed'> = { v: KEY_SCHEMA_VERSION, provider, model, prompt, width, height, steps, guidance_scale, input }
+  unseeded.image = referenceHash
   const pixels: PixelSpec = { ...unseeded, seed: spec.seed ?? deriveSeed(unseeded) }
   // Round-tripping through the canonical form drops undefined fields from the record too.
   const canonical = canonicalJSON(pixels)

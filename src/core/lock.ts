@@ -40,8 +40,7 @@ export async function acquireLock(dir: string, key: string, options: LockOptions
     rmdirSync: (p: string) => notMine(p) || fs.rmSync(p, { recursive: true, force: true }),
   }
   await fs.promises.mkdir(dir, { recursive: true })
-  const started = Date.now()
-  let told = false
+  let noticeAt = Date.now() + waitNoticeMs
   for (;;) {
     signal?.throwIfAborted()
     try {
@@ -63,8 +62,8 @@ export async function acquireLock(dir: string, key: string, options: LockOptions
       }
       continue
     }
-    if (!told && Date.now() - started >= waitNoticeMs) {
-      told = true
+    if (Date.now() >= noticeAt) {
+      noticeAt = Infinity
       onWait?.(typeof holder.pid === 'number' ? `pid ${holder.pid} on host ${holder.host} since ${holder.since}` : 'an unknown process')
     }
     await sleep(intervalMs, signal)

@@ -8,10 +8,7 @@ import type { Manifest } from './manifest'
 /** Bumped when what is stored, or how it is parsed and keyed, changes. */
 const STORE_VERSION = 1
 
-export interface ParsedManifest {
-  manifest: Manifest
-  entries: KeyedEntry[]
-}
+export type ParsedManifest = { manifest: Manifest; entries: KeyedEntry[] }
 
 /**
  * Manifests already parsed, validated and keyed, by the hash of their bytes and of everything

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { readFile, realpath } from 'node:fs/promises'
 import { dirname, isAbsolute, relative, resolve } from 'node:path'
 import { ManifestError, type SourceLocation } from './errors'
-import { sniffImageType, SNIFF_LENGTH } from './sniff'
+import { sniffImageType, SNIFF_LENGTH } from './image-info'
 
 /**
  * Resolves an entry's `image:` against its manifest, to its real absolute `path` (inside the project root)

@@ -19,10 +19,8 @@ const integer = (rule: string, min: number, max: number) =>
 
 const dimension = integer('a whole number of pixels from 64 to 2048, a multiple of 16', 64, 2048).multipleOf(16, {
   error: (iss) => {
-    const value = iss.input as number
-    const lower = Math.max(64, Math.floor(value / 16) * 16)
-    const upper = Math.min(2048, lower + 16)
-    return `must be a multiple of 16 (got ${value}): use ${lower} or ${upper}`
+    const lower = Math.max(64, Math.floor((iss.input as number) / 16) * 16)
+    return `must be a multiple of 16 (got ${iss.input}): use ${lower} or ${Math.min(2048, lower + 16)}`
   },
 })
 
