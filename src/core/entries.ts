@@ -21,9 +21,7 @@ export async function keyEntries(
 ): Promise<KeyedEntry[]> {
   return Promise.all(
     manifest.entries.map(async (entry) => {
-      const reference = entry.spec.image
-        ? await resolveReference(entry.spec.image, options.manifestPath, options.root, entry.location)
-        : undefined
+      const reference = entry.spec.image ? await resolveReference(entry.spec.image, options.manifestPath, options.root, entry.location) : undefined
       const { key, pixels } = keySpec(entry.spec, options.provider, reference?.sha256)
       const { model, prompt, width, height, seed, steps, guidance_scale, input } = pixels
       const request = { model, prompt, width, height, seed, steps, guidance_scale, input, image: reference?.path }
