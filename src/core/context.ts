@@ -39,6 +39,8 @@ export class ImagegenContext {
   private guard!: BillGuard
   private command: 'build' | 'serve' = 'build'
   private readonly tally = new Map<string, 'cached' | 'generated'>()
+  /** Keys a summary line of this instance already counted: a framework's client and SSR builds print one line, not two. */
+  private readonly reported = new Set<string>()
   private readonly missing = new Map<string, KeyedEntry>()
   private started = 0
   private aborter = new AbortController()
@@ -154,7 +156,8 @@ export class ImagegenContext {
   finishBuild(): void {
     if (this.missing.size > 0 && this.command === 'build') throw missingImagesError([...this.missing.values()], this.options.cannotGenerate!)
     const counts = [...this.tally.values()]
-    if (counts.length === 0) return
+    if ([...this.tally.keys()].every((key) => this.reported.has(key))) return
+    for (const key of this.tally.keys()) this.reported.add(key)
     const generated = counts.filter((c) => c === 'generated').length
     const seconds = ((performance.now() - this.started) / 1000).toFixed(1)
     this.log.info(`imagegen: ${plural(counts.length, 'image')} — ${counts.length - generated} cached, ${generated} generated in ${seconds}s`)

@@ -40,6 +40,8 @@ interface Target {
   serve: { static: string } | { command: string[] }
   /** How many `<img>` the page renders on the server. */
   images: number
+  /** How many `imagegen: N images — …` summary lines the build prints: one per build command, however many internal builds. */
+  summaries: number
 }
 
 interface Example {
@@ -48,21 +50,23 @@ interface Example {
 }
 
 const EXAMPLES: Example[] = [
-  { dir: 'vite-ssr', targets: [{ name: 'vite-ssr', script: 'build', serve: { command: ['node', 'server.js'] }, images: 3 }] },
-  { dir: 'astro', targets: [{ name: 'astro (static)', script: 'build', serve: { static: 'dist' }, images: 4 }] },
+  { dir: 'vite-ssr', targets: [{ name: 'vite-ssr', script: 'build', serve: { command: ['node', 'server.js'] }, images: 3, summaries: 2 }] },
+  { dir: 'astro', targets: [{ name: 'astro (static)', script: 'build', serve: { static: 'dist' }, images: 4, summaries: 1 }] },
   {
     dir: 'sveltekit',
     targets: [
-      { name: 'sveltekit (adapter-static)', script: 'build', serve: { static: 'build' }, images: 3 },
-      { name: 'sveltekit (adapter-node)', script: 'build:node', serve: { command: ['node', 'build-node'] }, images: 3 },
+      // Known fault, open in the framework issue: SvelteKit's second build loads vite.config afresh, so a second plugin
+      // instance prints a second line; one line would need state shared across instances.
+      { name: 'sveltekit (adapter-static)', script: 'build', serve: { static: 'build' }, images: 3, summaries: 2 },
+      { name: 'sveltekit (adapter-node)', script: 'build:node', serve: { command: ['node', 'build-node'] }, images: 3, summaries: 2 },
     ],
   },
-  { dir: 'nuxt', targets: [{ name: 'nuxt', script: 'build', serve: { command: ['node', '.output/server/index.mjs'] }, images: 3 }] },
+  { dir: 'nuxt', targets: [{ name: 'nuxt', script: 'build', serve: { command: ['node', '.output/server/index.mjs'] }, images: 3, summaries: 1 }] },
   {
     dir: 'next',
     targets: [
-      { name: 'next (turbopack)', script: 'build', serve: { command: ['node', 'node_modules/next/dist/bin/next', 'start', '-H', '127.0.0.1', '-p', '$PORT'] }, images: 3 },
-      { name: 'next (webpack)', script: 'build:webpack', serve: { command: ['node', 'node_modules/next/dist/bin/next', 'start', '-H', '127.0.0.1', '-p', '$PORT'] }, images: 3 },
+      { name: 'next (turbopack)', script: 'build', serve: { command: ['node', 'node_modules/next/dist/bin/next', 'start', '-H', '127.0.0.1', '-p', '$PORT'] }, images: 3, summaries: 1 },
+      { name: 'next (webpack)', script: 'build:webpack', serve: { command: ['node', 'node_modules/next/dist/bin/next', 'start', '-H', '127.0.0.1', '-p', '$PORT'] }, images: 3, summaries: 1 },
     ],
   },
 ].filter((e) => !ONLY || ONLY.includes(e.dir))
@@ -144,6 +148,7 @@ if (ENABLED) describe('framework apps', () => {
           let app: string | undefined
           let server: Running | undefined
           let notServed: string | undefined = 'not built yet'
+          let buildOutput: string | undefined
 
           afterAll(async () => {
             await server?.stop()
@@ -157,6 +162,7 @@ if (ENABLED) describe('framework apps', () => {
             app = dir
             const build = await run('npm', ['run', target.script], dir, { timeoutMs: 900_000 })
             timing.build = build.ms
+            buildOutput = build.output
             if (build.code !== 0) {
               notServed = `the build (npm run ${target.script}) failed`
               throw new Error(`[${target.name}] npm run ${target.script} failed (exit ${build.code}):\n${tail(build.output)}`)
@@ -176,6 +182,12 @@ if (ENABLED) describe('framework apps', () => {
               notServed = 'the production server did not start'
               throw error
             }
+          })
+
+          it('prints one summary line per build command, not one per internal (client, SSR) build', (ctx) => {
+            if (buildOutput === undefined) return ctx.skip('not checked: the app was not built')
+            const lines = buildOutput.split('\n').filter((line) => /imagegen: \d+ images? — \d+ cached, \d+ generated/.test(line))
+            expect(lines, `[${target.name}] summary lines:\n${lines.join('\n')}`).toHaveLength(target.summaries)
           })
 
           it('server-rendered HTML: every <img> src and srcset candidate is an image URL the app itself serves (and blur placeholders are there)', async (ctx) => {
