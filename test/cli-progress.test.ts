@@ -40,4 +40,14 @@ describe('the progress bar', () => {
     reporter.stop()
     expect(written.endsWith('\r\x1b[2K')).toBe(true)
   })
+
+  it('says above the bar who holds the lock of an image it waits for', () => {
+    let written = ''
+    const stderr = { write: (chunk: string) => ((written += chunk), true), columns: 80, isTTY: true } as unknown as Terminal['stderr']
+    const reporter = barReporter({ out() {}, err() {}, stderr, interactive: true }, () => false)
+    reporter.onEvent({ type: 'start', total: 1 })
+    reporter.onEvent({ type: 'waiting', image: image('a', 'one'), holder: 'pid 4242 on host build-7 since 2026-11-30T20:01:02.000Z' })
+    reporter.stop()
+    expect(written).toContain('\r\x1b[2Kimagegen: waiting for art.images.yaml:5:3 `one`: another process is making it (pid 4242 on host build-7 since 2026-11-30T20:01:02.000Z)\n')
+  })
 })

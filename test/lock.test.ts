@@ -8,6 +8,9 @@ import { acquireLock } from '../src/core/lock'
 import { startAtlasServer, type AtlasServer } from './atlas-server'
 import { listFiles, tempDir } from './helpers/temp'
 import { viteBuild, viteProject, writeProject } from './helpers/vite-project'
+import { build, createLogger } from 'vite'
+import imagegen from '../src/vite'
+import { openProject } from '../src/index'
 
 const KEY = 'a'.repeat(64)
 const TWO_DAYS_AGO = new Date(Date.now() - 2 * 24 * 3600_000)
@@ -201,5 +204,27 @@ describe('two processes on one cache', () => {
     expect(new Set(server.submits.map((s) => s.prompt)).size).toBe(4)
     expect(build.values.art.banner.src).toMatch(/\.webp$/)
     expect(listFiles(join(root, '.imagegen')).filter((f) => f.startsWith('locks/'))).toEqual([])
+  })
+})
+
+describe('a build that waits for a lock', () => {
+  it('says who holds it, then makes the image once the lock is free', async () => {
+    const root = viteProject({ 'imagegen.config.json': JSON.stringify({ provider: 'placeholder' }), 'src/main.js': "import hero from './hero.images.yaml'\nglobalThis.__imagegen = { hero }\n" })
+    const key = openProject({}, { from: root, env: {} })
+    const [entry] = (await key.readAll([join(root, 'src/hero.images.yaml')])).entries
+    const release = await acquireLock(key.cache.locksDir, entry!.key)
+    // without the notice the build would wait for ever: let go after a bound anyway, so that the test fails on the count below
+    const bound = setTimeout(() => void release(), 20_000)
+    const logs: string[] = []
+    const logger = createLogger('silent')
+    logger.warn = (msg) => {
+      logs.push(msg)
+      // the notice names this process; once it came, the holder lets go
+      if (msg.includes('another process is making it')) void release()
+    }
+    await build({ root, configFile: false, customLogger: logger, logLevel: 'silent', plugins: [imagegen({ root })], build: { outDir: join(root, 'dist'), rollupOptions: { input: join(root, 'src/main.js') } } })
+    clearTimeout(bound)
+    expect(logs.filter((m) => m.includes('waiting for src/hero.images.yaml:1:1: another process is making it (pid ' + process.pid + ' on host '))).toHaveLength(1)
+    expect(existsSync(join(root, '.imagegen/images', `${entry!.key}.png`))).toBe(true)
   })
 })

@@ -41,7 +41,7 @@ export function barReporter(terminal: Terminal, isInterrupt: (error: Error) => b
       // An image stopped by Ctrl-C has not failed: its journal resumes it next run.
       if (event.type === 'failed' && !isInterrupt(event.error)) counts.failed++
       const image = 'image' in event ? imageLabel(event.image) : ''
-      if (event.type === 'waiting' && !bar) say(`waiting for ${image}: another process is making it (${event.holder})`)
+      if (event.type === 'waiting') say(`waiting for ${image}: another process is making it (${event.holder})`)
       else if (event.type === 'submitted' && (event.resumed || !bar)) say(`${event.resumed ? 'resumed' : 'submitted'} ${image} (${event.predictionId})`)
       else if (event.type === 'generated' && !bar) say(`${count()}generated ${image} in ${formatSeconds(event.seconds)}`)
       else if (event.type === 'failed' && !isInterrupt(event.error)) say(`${count()}failed ${image}: ${event.error.message}`)

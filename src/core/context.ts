@@ -4,7 +4,7 @@ import { Deriver, type DerivedFile } from './derive'
 import { entryLabel, type KeyedEntry } from './entries'
 import { formatLocation, ImagegenError, plural, PREFIX } from './errors'
 import { Code, imageModule, ModuleImports, type ImageModuleValue } from './module-code'
-import { BillGuard, missingImagesError, type PlannedImage } from './plan'
+import { BillGuard, imageLabel, missingImagesError, type PlannedImage } from './plan'
 import { Project, type ReadManifest } from './project'
 import { GenerationError, type Scheduler } from './scheduler'
 
@@ -64,7 +64,10 @@ export class ImagegenContext {
     this.started = performance.now()
     this.aborter = new AbortController()
     this.guard = new BillGuard(this.options.maxNewImages)
-    this.scheduler = this.project.scheduler({ signal: this.aborter.signal })
+    this.scheduler = this.project.scheduler({
+      signal: this.aborter.signal,
+      onEvent: (e) => e.type === 'waiting' && this.log.warn(`waiting for ${imageLabel(e.image)}: another process is making it (${e.holder})`),
+    })
   }
 
   /**
