@@ -81,6 +81,20 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
       context().finishBuild()
     },
     vite: {
+      // The summary line waits for closeBundle: SvelteKit runs its client build from the server build's writeBundle.
+      buildEnd(error) {
+        const c = context()
+        if (error) return c.closeBuild(false)
+        try {
+          c.checkBuild()
+        } catch (missing) {
+          c.closeBuild(false)
+          throw missing
+        }
+      },
+      closeBundle() {
+        context().closeBuild()
+      },
       config(config) {
         // A generated image is an emitted file (as `src` promises) unless the app sets its own limit; library mode inlines regardless.
         const assetsInlineLimit = (file: string) => (isImageAsset(normalize(file)) ? false : undefined)

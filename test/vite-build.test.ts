@@ -3,6 +3,8 @@ import { join } from 'node:path'
 import sharp from 'sharp'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startAtlasServer, type AtlasServer } from './atlas-server'
+import { build, createLogger, type Plugin } from 'vite'
+import imagegen from '../src/vite'
 import { copyProject, viteBuild, viteProject } from './helpers/vite-project'
 import { filesContaining } from './helpers/temp'
 
@@ -38,6 +40,25 @@ describe('vite build', () => {
       expect([meta.format, meta.width, meta.height]).toEqual(['webp', image.width, image.height])
     }
     expect(result.logs.join('\n')).toMatch(/imagegen: 4 images — 0 cached, 4 generated in \d+\.\ds/)
+  })
+
+  it('prints one summary line for a build run inside another, as SvelteKit runs its client build from the server build', async () => {
+    const root = viteProject()
+    const logs: string[] = []
+    const logger = createLogger('info')
+    logger.info = (msg) => void logs.push(msg)
+    const config = (outDir: string, plugins: Plugin[]) => ({ root, configFile: false as const, customLogger: logger, plugins, build: { outDir, rollupOptions: { input: join(root, 'src/main.js') } } })
+    // a second plugin instance, as the nested build loads the config again
+    const nested: Plugin = { name: 'nested-build', apply: 'build', async writeBundle() { await build(config(join(root, 'dist-client'), [imagegen({ root, ...online() })])) } }
+    await build(config(join(root, 'dist-server'), [imagegen({ root, ...online() }), nested]))
+    expect(server.submits).toHaveLength(4)
+    expect(logs.filter((line) => line.includes('imagegen:'))).toEqual([expect.stringMatching(/^imagegen: 4 images — 0 cached, 4 generated in /)])
+
+    // apart, one after the other, each build has its line
+    logs.length = 0
+    await build(config(join(root, 'dist-a'), [imagegen({ root, ...online() })]))
+    await build(config(join(root, 'dist-b'), [imagegen({ root, ...online() })]))
+    expect(logs.filter((line) => line.includes('imagegen:'))).toHaveLength(2)
   })
 
   it('a second build makes no request; a prompt edit submits once; an alt edit submits nothing', async () => {

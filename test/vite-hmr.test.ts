@@ -34,7 +34,9 @@ describe('vite dev with a key', () => {
     await viteBuild(root, options) // every image cached
     atlas.reset()
 
-    const logger = createLogger('silent')
+    const logs: string[] = []
+    const logger = createLogger('info')
+    logger.info = (msg) => void logs.push(msg)
     dev = await createServer({
       root,
       configFile: false,
@@ -75,6 +77,11 @@ describe('vite dev with a key', () => {
     const after = await module()
     expect(after).not.toContain('data:image/svg+xml')
     expect(atlas.submits).toHaveLength(1)
+
+    // a line for what arrived, timed from its edit; none at shutdown (no summary of the server's whole life)
+    await dev.close()
+    dev = undefined
+    expect(logs.filter((line) => line.includes('imagegen:'))).toEqual([expect.stringMatching(/^imagegen: 1 image generated in \d+\.\ds$/)])
   })
 })
 

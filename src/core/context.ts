@@ -18,6 +18,16 @@ export interface LoadedManifest extends ReadManifest {
 /** `info` gives the summary line; `warn` something the user should fix that does not stop the dev server. */
 export type ContextLog = Record<'info' | 'warn', (message: string) => void>
 
+/** One build's tally (image key → how it was had) and start, shared by the builds nested in it. */
+type Build = { open: number; tally: Map<string, 'cached' | 'generated'>; started: number }
+
+/**
+ * Builds of one project open at once in this process, by root. A framework may run a build inside another with a plugin
+ * instance of its own (SvelteKit runs its client build from its server build's `writeBundle`): they share one tally, and
+ * the outermost prints the one summary line as it closes.
+ */
+const openBuilds = new Map<string, Build>()
+
 /** How a bundler spells the URL of a file in module code; `imports` collects any imports it needs. */
 export type UrlFor = (file: DerivedFile, imports: ModuleImports) => Code | Promise<Code>
 
@@ -38,11 +48,12 @@ export class ImagegenContext {
   private scheduler!: Scheduler
   private guard!: BillGuard
   private command: 'build' | 'serve' = 'build'
-  private readonly tally = new Map<string, 'cached' | 'generated'>()
+  private build!: Build
+  /** Whether `build` is in `openBuilds` for this instance. */
+  private joined = false
   /** Keys a summary line of this instance already counted: a framework's client and SSR builds print one line, not two. */
   private readonly reported = new Set<string>()
   private readonly missing = new Map<string, KeyedEntry>()
-  private started = 0
   private aborter = new AbortController()
   /** Keys that failed in this dev session: not tried (and paid) again until the spec changes or the server restarts. */
   private readonly failed = new Set<string>()
@@ -53,15 +64,25 @@ export class ImagegenContext {
   ) {
     this.project = new Project(options)
     this.deriver = new Deriver(options.derivedCacheDir)
-    this.startBuild('build')
+    this.reset('build')
   }
 
-  /** Resets the tally and the bill guard for one build (or one dev server's whole life). */
+  /** Resets the tally and the bill guard for one build (or one dev server's whole life); a build joins one open on its root. */
   startBuild(command: 'build' | 'serve'): void {
+    this.closeBuild(false)
+    this.reset(command)
+    if (command !== 'build') return
+    const outer = openBuilds.get(this.options.root)
+    if (outer) this.build = outer
+    else openBuilds.set(this.options.root, this.build)
+    this.build.open++
+    this.joined = true
+  }
+
+  private reset(command: 'build' | 'serve'): void {
     this.command = command
-    this.tally.clear()
+    this.build = { open: 0, tally: new Map(), started: performance.now() }
     this.missing.clear()
-    this.started = performance.now()
     this.aborter = new AbortController()
     this.guard = new BillGuard(this.options.maxNewImages)
     this.scheduler = this.project.scheduler({
@@ -89,7 +110,7 @@ export class ImagegenContext {
     const images = new Map<string, CachedImage>()
     for (const image of plan.cached) {
       images.set(image.key, image.cached!)
-      if (!this.tally.has(image.key)) this.tally.set(image.key, 'cached')
+      if (!this.build.tally.has(image.key)) this.build.tally.set(image.key, 'cached')
     }
     let generating: Promise<boolean> | undefined
     if (missing.length > 0 && this.options.cannotGenerate) {
@@ -100,8 +121,12 @@ export class ImagegenContext {
       }
     } else if (missing.length > 0 && this.command === 'serve' && background) {
       // A dev server never waits for a prediction: the module shows placeholders now, and is reloaded once images have arrived.
+      const started = performance.now()
       generating = this.generate(missing).then(
-        () => true,
+        (made) => {
+          this.log.info(`imagegen: ${plural(made.length, 'image')} generated in ${secondsSince(started)}s`)
+          return true
+        },
         (error: Error) => {
           this.log.warn(error.message)
           const failed = error instanceof GenerationError ? error.failures.map((f) => f.image) : missing
@@ -118,7 +143,7 @@ export class ImagegenContext {
   private async generate(missing: readonly PlannedImage[]): Promise<CachedImage[]> {
     this.guard.take(missing)
     const generated = await this.scheduler.generate(missing)
-    for (const cached of generated) this.tally.set(cached.record.key, 'generated')
+    for (const cached of generated) this.build.tally.set(cached.record.key, 'generated')
     return generated
   }
 
@@ -156,14 +181,33 @@ export class ImagegenContext {
     return imageModule(new Map(loaded.entries.map((entry, i) => [entry.name!, values[i]!])), imports)
   }
 
-  finishBuild(): void {
+  /** At the end of a build's module loading: fails it when images could not be made (offline, no key). */
+  checkBuild(): void {
     if (this.missing.size > 0 && this.command === 'build') throw missingImagesError([...this.missing.values()], this.options.cannotGenerate!)
-    const counts = [...this.tally.values()]
-    if ([...this.tally.keys()].every((key) => this.reported.has(key))) return
-    for (const key of this.tally.keys()) this.reported.add(key)
+  }
+
+  /**
+   * Ends the build: prints its summary line (with `summary`, for a build, not a dev server) unless a build it is nested in
+   * is still open (that one prints it) or this instance already counted every image in it (Nuxt's client and SSR builds).
+   */
+  closeBuild(summary = true): void {
+    const { tally, started } = this.build
+    if (this.joined) {
+      this.joined = false
+      if (--this.build.open > 0) return
+      openBuilds.delete(this.options.root)
+    }
+    if (!summary || this.command !== 'build' || [...tally.keys()].every((key) => this.reported.has(key))) return
+    for (const key of tally.keys()) this.reported.add(key)
+    const counts = [...tally.values()]
     const generated = counts.filter((c) => c === 'generated').length
-    const seconds = ((performance.now() - this.started) / 1000).toFixed(1)
-    this.log.info(`imagegen: ${plural(counts.length, 'image')} — ${counts.length - generated} cached, ${generated} generated in ${seconds}s`)
+    this.log.info(`imagegen: ${plural(counts.length, 'image')} — ${counts.length - generated} cached, ${generated} generated in ${secondsSince(started)}s`)
+  }
+
+  /** Both, for a bundler that has no later hook. */
+  finishBuild(): void {
+    this.checkBuild()
+    this.closeBuild()
   }
 
   /** Stops every request and sleep of this instance (the build is ending). */
@@ -171,6 +215,8 @@ export class ImagegenContext {
     this.aborter.abort(new ImagegenError('STOPPED', 'the build stopped'))
   }
 }
+
+const secondsSince = (started: number) => ((performance.now() - started) / 1000).toFixed(1)
 
 /** A neutral box of the asked size, shown in dev while an image is missing or being generated. */
 function missingImageDataUrl(entry: KeyedEntry, state: 'generating' | 'missing'): string {
