@@ -1,5 +1,6 @@
 // Ambient types for manifest imports: add `/// <reference types="unplugin-imagegen/client" />`
-// (or list "unplugin-imagegen/client" in tsconfig's `types`).
+// (or list "unplugin-imagegen/client" in tsconfig's `types`). A file name cannot tell a single image
+// from a collection, so the module type below is loose; the `dts` option writes exact types per manifest.
 interface ImagegenGeneratedImage {
   /** URL of the emitted file, through the bundler's own public path. */
   src: string
