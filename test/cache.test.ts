@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import sharp from 'sharp'
-import { describe, expect, it } from 'vitest'
-import { ImageCache } from '../src/core/cache'
+import { describe, expect, it, vi } from 'vitest'
+import { DamagedEntryError, ImageCache } from '../src/core/cache'
 import { keySpec } from '../src/core/key'
 import { parseManifest } from '../src/core/manifest'
 import { bundleScript } from './helpers/child-script'
@@ -58,12 +58,24 @@ describe('the image cache', () => {
     expect(ignore).toMatch(/^locks\/$/m)
   })
 
-  it('treats an image whose size differs from its record as missing', async () => {
+  it('treats an image whose size differs from its record as damaged, never as missing (which would pay for it again)', async () => {
     const dir = tempDir()
     const cache = new ImageCache(dir)
     const stored = await commitOne(cache)
     writeFileSync(stored.path, 'truncated')
-    expect(await cache.lookup(pixels.key)).toBeUndefined()
+    expect(() => cache.lookup(pixels.key)).toThrow(new DamagedEntryError(pixels.key, stored.path, 'the image has 9 bytes, its record says 239 (truncated, or rewritten by a line-ending conversion)'))
+  })
+
+  it('remembers verified images in its memo, and hashes again a file that changed since', async () => {
+    const dir = tempDir()
+    const memo = join(dir, 'derived/verified.json')
+    const stored = await commitOne(new ImageCache(dir, memo))
+    await vi.waitFor(() => expect(Object.keys(JSON.parse(readFileSync(memo, 'utf8')))).toEqual([stored.path]))
+    expect(new ImageCache(dir, memo).lookup(pixels.key)).toEqual(stored)
+    const bytes = readFileSync(stored.path)
+    bytes[bytes.length >> 1]! ^= 0xff
+    writeFileSync(stored.path, bytes)
+    expect(() => new ImageCache(dir, memo).lookup(pixels.key)).toThrow(/SHA-256 [0-9a-f]{12}… differs from the recorded/)
   })
 
   it('journals pending predictions', async () => {
@@ -82,7 +94,7 @@ describe('the image cache', () => {
     const dir = tempDir()
     // A child process writes the image through the real cache, then blocks before committing.
     const script = `
-      import { ImageCache } from '../src/core/cache'
+      import { DamagedEntryError, ImageCache } from '../src/core/cache'
       import { open } from 'node:fs/promises'
       const cache = new ImageCache(${JSON.stringify(dir)})
       const temp = await cache.tempFile(${JSON.stringify(pixels.key)})

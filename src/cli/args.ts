@@ -4,7 +4,10 @@ import { didYouMean } from '../core/did-you-mean'
 import type { Options } from '../options'
 import { table, usageError } from './terminal'
 
-/** A command's line in the main help, the text of its own help, and its flags besides `--help` (`--max-new N` takes a value). */
+/**
+ * A command's line in the main help, the text of its own help, and its flags besides `--help` (`--max-new N` takes a
+ * value; `--force <…>…` takes one each time it is given).
+ */
 type CommandSpec = { usage: string; summary: string; about: string; flags: Record<string, string> }
 
 const COMMAND_SPECS = {
@@ -20,6 +23,7 @@ are resumed by the next run without being paid again.`,
       '--json': 'print one JSON result on stdout instead of progress',
       '--concurrency N': 'predictions at once (default: concurrency, 4)',
       '--max-new N': 'allow up to N new images in this run (default: maxNewImages, 25)',
+      '--force <manifest>#<entry>…': 'pay again for an entry whose cached image is damaged (never done without it); repeatable',
     },
   },
   status: {
@@ -95,7 +99,7 @@ export function parseInvocation(argv: readonly string[]): Invocation {
   }
   const spec: CommandSpec = COMMAND_SPECS[command]
   const flags: NonNullable<ParseArgsConfig['options']> = {}
-  for (const shown of Object.keys(spec.flags)) flags[shown.split(' ')[0]!.slice(2)] = { type: shown.includes(' ') ? 'string' : 'boolean' }
+  for (const shown of Object.keys(spec.flags)) flags[shown.split(' ')[0]!.slice(2)] = { type: shown.includes(' ') ? 'string' : 'boolean', multiple: shown.endsWith('…') }
   flags.help = { type: 'boolean', short: 'h' }
   let parsed
   try {
@@ -111,7 +115,8 @@ export function parseInvocation(argv: readonly string[]): Invocation {
     }
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       const flag = /--([a-z-]+)/.exec(message)?.[0] ?? 'an option'
-      throw usageError(`\`${flag}\` ${flags[flag.slice(2)]?.type === 'string' ? `needs a value, like \`${flag} 10\`` : 'takes no value'}`)
+      const shown = Object.keys(spec.flags).find((name) => name.startsWith(`${flag} `))
+      throw usageError(`\`${flag}\` ${shown ? `needs a value: \`${shown.replace('…', '')}\`` : 'takes no value'}`)
     }
     throw usageError(message)
   }

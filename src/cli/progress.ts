@@ -42,6 +42,8 @@ export function barReporter(terminal: Terminal, isInterrupt: (error: Error) => b
       if (event.type === 'failed' && !isInterrupt(event.error)) counts.failed++
       const image = 'image' in event ? imageLabel(event.image) : ''
       if (event.type === 'waiting') say(`waiting for ${image}: another process is making it (${event.holder})`)
+      else if (event.type === 'warning') say(`${image}: ${event.message}`)
+      else if (event.type === 'generated' && event.elsewhere && !bar) say(`${count()}cached ${image}: another process made it`)
       else if (event.type === 'submitted' && (event.resumed || !bar)) say(`${event.resumed ? 'resumed' : 'submitted'} ${image} (${event.predictionId})`)
       else if (event.type === 'generated' && !bar) say(`${count()}generated ${image} in ${formatSeconds(event.seconds)}`)
       else if (event.type === 'failed' && !isInterrupt(event.error)) say(`${count()}failed ${image}: ${event.error.message}`)

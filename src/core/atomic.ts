@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { open, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 
@@ -27,10 +27,43 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   }
 }
 
-/** The JSON in `path`; undefined when it cannot be read or parsed (for records, where that is a miss). */
+/** Opens without following a symlink or waiting on a FIFO (a hostile checkout may hold either). */
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0)
+
+/**
+ * Up to `maxBytes` of `path` when it is a regular file, and its stats (`stats.size` may exceed what was read);
+ * undefined when it does not exist. Throws an `Error` whose message says what `path` is instead: a file a checkout
+ * left may be a symlink (to `/proc/self/environ`, `/dev/zero`), a FIFO or a folder.
+ */
+export function readRegularFileSync(path: string, maxBytes: number): { bytes: Buffer; stats: Stats } | undefined {
+  let fd: number
+  try {
+    fd = openSync(path, READ_FLAGS)
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException
+    if (code === 'ENOENT') return undefined
+    throw new Error(code === 'ELOOP' ? 'it is a symbolic link' : `it cannot be read (${code})`)
+  }
+  try {
+    const stats = fstatSync(fd)
+    if (!stats.isFile()) throw new Error('it is not a regular file')
+    const bytes = Buffer.alloc(Math.min(stats.size, maxBytes))
+    let read = 0
+    for (let n = -1; n !== 0 && read < bytes.length; read += n) n = readSync(fd, bytes, read, bytes.length - read, read)
+    return { bytes: bytes.subarray(0, read), stats }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Whatever JSON files of ours hold is small: a bound for reading them. */
+const MAX_JSON_BYTES = 1024 * 1024
+
+/** The JSON in `path`; undefined when it is not a regular file of at most 1 MB that parses (for records, a miss). */
 export function readJsonSync(path: string): unknown {
   try {
-    return JSON.parse(readFileSync(path, 'utf8'))
+    const read = readRegularFileSync(path, MAX_JSON_BYTES)
+    return read && read.stats.size <= MAX_JSON_BYTES ? JSON.parse(read.bytes.toString('utf8')) : undefined
   } catch {
     return undefined
   }

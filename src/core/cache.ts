@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
-import { createReadStream, existsSync, statSync } from 'node:fs'
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises'
-import { join } from 'node:path'
-import { commitFile, readJsonSync, tempPathFor, writeFileAtomic } from './atomic'
-import { EXTENSIONS, type ImageInfo } from './image-info'
+import { createReadStream, existsSync, lstatSync, type Stats } from 'node:fs'
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { commitFile, readJsonSync, readRegularFileSync, tempPathFor, writeFileAtomic } from './atomic'
+import { ImagegenError } from './errors'
+import { EXTENSIONS, MAX_IMAGE_BYTES, type ImageInfo } from './image-info'
 import type { ResumeState, UploadMemo, UploadRecord } from '../providers/types'
 import { processAlive } from './lock'
 import type { PixelSpec } from './key'
@@ -47,6 +48,26 @@ export interface PendingPrediction {
   state: ResumeState
 }
 
+/**
+ * A cache entry whose record is there but cannot be trusted, or whose image is not the one it records (an LFS
+ * pointer, a truncated or rewritten file, a symlink): never regenerated on its own (PRODUCT.md, "Never").
+ */
+export class DamagedEntryError extends ImagegenError {
+  override name = 'DamagedEntryError'
+  constructor(
+    readonly key: string,
+    /** Absolute path of the damaged file (the image, or the record). */
+    readonly path: string,
+    readonly problem: string,
+    readonly lfsPointer = false,
+  ) {
+    super('IO', `the cache entry ${path} is damaged: ${problem}.`, { id: path })
+  }
+}
+
+/** What Git LFS leaves in place of a file after a checkout without `git lfs pull`. */
+const LFS_POINTER = 'version https://git-lfs.github.com/spec/v1'
+const MAX_RECORD_BYTES = 64 * 1024
 const RECORD_NAME = /^([0-9a-f]{64})\.json$/
 const IMAGE_NAME = new RegExp(`^([0-9a-f]{64})\\.(${Object.values(EXTENSIONS).join('|')})$`)
 /** A temp file of `tempPathFor`: `.<name>.<pid>.<hex>.tmp`. */
@@ -75,22 +96,52 @@ export class ImageCache {
   readonly imagesDir: string
   readonly locksDir: string
   private prepared?: Promise<void>
+  /** Verified images: path → `<fingerprint> <sha256>`; loaded from `memoPath` on first use. */
+  private verified?: Map<string, string>
+  private saving?: Promise<void>
 
-  constructor(readonly dir: string) {
+  /** `memoPath`: a JSON file (in the derived cache, never committed) that remembers verified images across runs. */
+  constructor(
+    readonly dir: string,
+    private readonly memoPath?: string,
+  ) {
     this.imagesDir = join(dir, 'images')
     this.locksDir = join(dir, 'locks')
   }
 
   /**
-   * A stat and a small JSON read; no image is decoded. Synchronous: a record is a few hundred
-   * bytes, and thousands of small reads in flight through the thread pool cost several times
-   * what reading them in turn does.
+   * The entry of `key`, undefined when it has no record. An entry is taken only if its record is a valid record of
+   * this key and its image a regular file (not a symlink) in `images/`, named `<key>.<ext>`, of the recorded size
+   * and SHA-256; anything else throws a `DamagedEntryError`. The hash is checked when the file is new to this
+   * process or to the memo of verified files (by inode, size, mtime and ctime), or always with `rehash`.
+   * Synchronous: a record is a few hundred bytes, and thousands of small reads in flight through the thread pool
+   * cost several times what reading them in turn does. No image is decoded.
    */
-  lookup(key: string): CachedImage | undefined {
-    const record = readJsonSync(this.recordPath(key)) as CacheRecord | undefined
-    if (record?.version !== RECORD_VERSION || record.key !== key) return undefined
+  lookup(key: string, { rehash = false } = {}): CachedImage | undefined {
+    const read = readRecord(this.imagesDir, key)
+    if (!read) return undefined
+    if (!read.ok) throw new DamagedEntryError(key, this.recordPath(key), read.problem)
+    const { record } = read
     const path = join(this.imagesDir, record.file)
-    if (statSync(path, { throwIfNoEntry: false })?.size !== record.size) return undefined
+    const damaged = (problem: string, lfs = false) => new DamagedEntryError(key, path, problem, lfs)
+    const stats = lstatSync(path, { throwIfNoEntry: false })
+    if (!stats) throw damaged('its record is there but the image file is missing')
+    if (stats.isSymbolicLink()) throw damaged('the image is a symbolic link, not a file')
+    if (!stats.isFile()) throw damaged('the image is not a regular file')
+    if (stats.size !== record.size) {
+      if (readRegularFileSync(path, LFS_POINTER.length)?.bytes.toString('latin1') === LFS_POINTER) throw damaged('the image is a Git LFS pointer, not the image (the checkout ran without `git lfs pull`)', true)
+      throw damaged(`the image has ${stats.size} bytes, its record says ${record.size} (truncated, or rewritten by a line-ending conversion)`)
+    }
+    if (rehash || this.verifiedHash(path, stats) !== record.sha256) {
+      let sha256: string
+      try {
+        sha256 = createHash('sha256').update(readRegularFileSync(path, MAX_IMAGE_BYTES)?.bytes ?? '').digest('hex')
+      } catch (error) {
+        throw damaged((error as Error).message)
+      }
+      if (sha256 !== record.sha256) throw damaged(`SHA-256 ${sha256.slice(0, 12)}… differs from the recorded ${record.sha256.slice(0, 12)}…`)
+      this.remember(path, stats, sha256)
+    }
     return { record, path }
   }
 
@@ -114,6 +165,7 @@ export class ImageCache {
     const file = `${fields.key}.${EXTENSIONS[format]}`
     const path = join(this.imagesDir, file)
     await commitFile(temp, path)
+    this.remember(path, lstatSync(path), sha256)
     const record: CacheRecord = { version: RECORD_VERSION, ...fields, file, sha256, size, contentType: `image/${format}`, width, height, format }
     await writeFileAtomic(this.recordPath(fields.key), `${JSON.stringify(record, null, 2)}\n`)
     return { record, path }
@@ -165,11 +217,50 @@ export class ImageCache {
     return join(this.dir, 'pending', `${key}.json`)
   }
 
-  private prepare(): Promise<void> {
+  /** What makes a file new to this machine: another inode, size or time (ctime cannot be set back). */
+  private static fingerprint(stats: Stats): string {
+    return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`
+  }
+
+  private verifiedHash(path: string, stats: Stats): string | undefined {
+    if (!this.verified) {
+      const saved = this.memoPath && readJsonSync(this.memoPath)
+      this.verified = new Map(saved && typeof saved === 'object' ? Object.entries(saved as Record<string, string>) : [])
+    }
+    const [fingerprint, sha256] = this.verified.get(path)?.split(' ') ?? []
+    return fingerprint === ImageCache.fingerprint(stats) ? sha256 : undefined
+  }
+
+  /** Notes a verified image; the memo is written once after a burst of lookups, best effort (a lost memo only costs a hash). */
+  private remember(path: string, stats: Stats, sha256: string): void {
+    this.verifiedHash(path, stats)
+    this.verified!.set(path, `${ImageCache.fingerprint(stats)} ${sha256}`)
+    const memoPath = this.memoPath
+    if (!memoPath || this.saving) return
+    this.saving = Promise.resolve().then(async () => {
+      this.saving = undefined
+      await mkdir(dirname(memoPath), { recursive: true })
+      await writeFileAtomic(memoPath, JSON.stringify(Object.fromEntries(this.verified!)))
+    }).catch(() => {})
+  }
+
+  /**
+   * Makes the folders, and proves the journal can be written before anything is submitted: a prediction whose id
+   * cannot be journaled would be paid for and lost to the next run. Throws an `ImagegenError` naming the folder.
+   */
+  prepare(): Promise<void> {
     this.prepared ??= (async () => {
       const pendingDir = join(this.dir, 'pending')
       await mkdir(this.imagesDir, { recursive: true })
-      await mkdir(pendingDir, { recursive: true })
+      try {
+        await mkdir(pendingDir, { recursive: true })
+        const probe = tempPathFor(join(pendingDir, 'probe'))
+        await writeFile(probe, '')
+        await rm(probe)
+      } catch (error) {
+        const reason = `cannot write the journal of submitted predictions in ${pendingDir} (${(error as NodeJS.ErrnoException).code ?? error}); nothing was submitted.`
+        throw new ImagegenError('IO', reason, { hint: 'Make it a writable folder (remove what is in its place) and run again.', cause: error })
+      }
       await Promise.all([sweepTemps(this.imagesDir), sweepTemps(pendingDir)])
       // Ours (it starts with our header) is kept current as transient folders are added;
       // a .gitignore the user wrote is left alone.
@@ -201,7 +292,7 @@ async function sweepTemps(dir: string): Promise<void> {
   )
 }
 
-export async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
+async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256')
   let size = 0
   for await (const chunk of createReadStream(path)) {
@@ -230,21 +321,31 @@ export async function listCache(imagesDir: string): Promise<{ records: string[];
   return { records, images }
 }
 
-/** Reads a record and checks that it belongs to its key and names a file of that key. */
-export async function readRecord(imagesDir: string, key: string): Promise<{ ok: true; record: CacheRecord } | { ok: false; problem: string }> {
+/**
+ * Reads a record (a regular file of a few KB) and checks that it belongs to its key and names an image of that key:
+ * undefined when there is none, else the record or what is wrong with it.
+ */
+export function readRecord(imagesDir: string, key: string): { ok: true; record: CacheRecord } | { ok: false; problem: string } | undefined {
   const fail = (problem: string) => ({ ok: false, problem }) as const
   let record: Partial<CacheRecord> | null
   try {
-    record = JSON.parse(await readFile(join(imagesDir, `${key}.json`), 'utf8')) as Partial<CacheRecord> | null
+    const read = readRegularFileSync(join(imagesDir, `${key}.json`), MAX_RECORD_BYTES)
+    if (!read) return undefined
+    if (read.stats.size > MAX_RECORD_BYTES) return fail(`the record is larger than ${MAX_RECORD_BYTES / 1024} KB`)
+    record = JSON.parse(read.bytes.toString('utf8')) as Partial<CacheRecord> | null
   } catch (error) {
-    return fail(error instanceof SyntaxError ? 'the record is not valid JSON' : `the record cannot be read (${(error as NodeJS.ErrnoException).code})`)
+    return fail(error instanceof SyntaxError ? 'the record is not valid JSON' : `the record cannot be read: ${(error as Error).message}`)
   }
   if (typeof record !== 'object' || record === null) return fail('the record is not a JSON object')
   if (record.version !== RECORD_VERSION) return fail(`the record has version ${JSON.stringify(record.version)}, not ${RECORD_VERSION}`)
   if (record.key !== key) return fail('the record names another key than its file name')
-  if (typeof record.file !== 'string' || IMAGE_NAME.exec(record.file)?.[1] !== key) {
-    return fail(`the record's \`file\` (${JSON.stringify(record.file)}) is not an image of this key`)
+  const format = record.format && Object.hasOwn(EXTENSIONS, record.format) ? record.format : undefined
+  if (typeof record.file !== 'string' || !format || record.file !== `${key}.${EXTENSIONS[format]}`) {
+    return fail(`the record's \`file\` (${JSON.stringify(record.file)}) is not an image of this key and format`)
   }
-  if (typeof record.sha256 !== 'string' || typeof record.size !== 'number') return fail('the record has no `sha256` or `size`')
+  const { sha256, size } = record
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256) || !Number.isInteger(size) || size! <= 0 || size! > MAX_IMAGE_BYTES) {
+    return fail('the record has no valid `sha256` or `size`')
+  }
   return { ok: true, record: record as CacheRecord }
 }

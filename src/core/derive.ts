@@ -6,7 +6,10 @@ import { join } from 'node:path'
 import { readJsonSync, writeFileAtomic } from './atomic'
 import type { CachedImage } from './cache'
 import { canonicalJSON } from './canonical'
-import { EXTENSIONS, loadSharp, type ImageFormat } from './image-info'
+import { entryLabel, type KeyedEntry } from './entries'
+import { ImagegenError } from './errors'
+import { decodeImage, EXTENSIONS, ImageReadError, loadSharp, type ImageFormat } from './image-info'
+import { damagedHint } from './plan'
 import type { ImageSpec } from './schema'
 
 /** Bumped when derived files would come out differently for the same inputs. */
@@ -54,13 +57,14 @@ export class Deriver {
 
   constructor(readonly dir: string) {}
 
-  derive(original: CachedImage, transform: Transform): Promise<DerivedImage> {
+  /** `entry`, when given, locates the error of an original sharp cannot decode (an `ImagegenError` with its fix). */
+  derive(original: CachedImage, transform: Transform, entry?: KeyedEntry): Promise<DerivedImage> {
     const key = derivedKey(original, transform)
     let job = this.inFlight.get(key)
     if (!job) {
       const found = this.lookup(key, original)
       if (found) return Promise.resolve(found)
-      job = this.make(key, original, transform).finally(() => this.inFlight.delete(key))
+      job = this.make(key, original, transform, entry).finally(() => this.inFlight.delete(key))
       this.inFlight.set(key, job)
     }
     return job
@@ -70,13 +74,22 @@ export class Deriver {
   private lookup(key: string, original: CachedImage): DerivedImage | undefined {
     const record = readJsonSync(join(this.dir, `${key}.json`)) as DerivedRecord | undefined
     if (record?.version !== DERIVE_VERSION) return undefined
+    // names of our own making, never a path elsewhere
+    if (![record.main, ...record.widths].every((file) => ('original' in file && file.original) || /^[0-9a-f]{32}-\d+\.\w+$/.test(file.name))) return undefined
     const image = this.image(record, original)
     return [image.main, ...image.widths].every((file) => existsSync(file.path)) ? image : undefined
   }
 
-  private async make(key: string, original: CachedImage, transform: Transform): Promise<DerivedImage> {
+  private async make(key: string, original: CachedImage, transform: Transform, entry: KeyedEntry | undefined): Promise<DerivedImage> {
     await mkdir(this.dir, { recursive: true })
     const [source, sharp] = await Promise.all([readFile(original.path), loadSharp()])
+    // An original that does not decode fails here, named, not as a raw error of sharp's in the middle of a build.
+    await decodeImage(source).catch((error: unknown) => {
+      if (!(error instanceof ImageReadError)) throw error
+      const where = entry ? `${entryLabel(entry)}: ` : ''
+      const hint = entry ? damagedHint(entry, original.path) : `Restore it from git (\`git checkout -- ${original.path}\`).`
+      throw new ImagegenError('IO', `${where}the cached image ${original.path} cannot be decoded: ${error.message}.`, { hint, loc: entry?.location })
+    })
     const { width, height } = original.record
     const format = transform.format === 'original' ? original.record.format : transform.format
     const { quality } = transform

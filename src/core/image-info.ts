@@ -1,4 +1,5 @@
 import type sharp from 'sharp'
+import { clip, ImagegenError } from './errors'
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'avif'
 
@@ -10,25 +11,75 @@ export interface ImageInfo {
 
 export const EXTENSIONS: Record<ImageFormat, string> = { png: 'png', jpeg: 'jpg', webp: 'webp', avif: 'avif' }
 
+/** Our bound on an image's bytes, cached or downloaded: none of ours comes near it; more means something is wrong. */
+export const MAX_IMAGE_BYTES = 50 * 1024 * 1024
+/** sharp's own bound on an image's pixels (its `limitInputPixels` default, 0x3FFF²): over it, sharp refuses to decode. */
+export const SHARP_PIXEL_LIMIT = 0x3fff * 0x3fff
+
 let loading: Promise<typeof sharp> | undefined
 
-/** sharp, loaded the first time pixels are needed: a warm build never needs it. */
+/**
+ * sharp, loaded the first time pixels are needed: a warm build never needs it. A failure is our install's, never an
+ * image's: it rejects with an `ImagegenError` naming sharp and the fix (see https://sharp.pixelplumbing.com/install),
+ * and the next call tries again.
+ */
 export function loadSharp(): Promise<typeof sharp> {
-  loading ??= import('sharp').then((module) => module.default)
+  loading ??= import('sharp').then(
+    (module) => module.default,
+    (error: unknown) => {
+      loading = undefined
+      const reason = `sharp, the image library imagegen uses, failed to load (${clip(error instanceof Error ? error.message : String(error), 160)}).`
+      const hint = 'Reinstall it with its native part for this platform: `npm install --include=optional sharp` (see https://sharp.pixelplumbing.com/install).'
+      throw new ImagegenError('IO', reason, { hint, cause: error })
+    },
+  )
   return loading
 }
 
 /**
- * Reads format and size from the file's header (no pixels are decoded).
- * Returns undefined for anything that is not a PNG, JPEG, WebP or AVIF image.
+ * What is wrong with an image's bytes: `format` when they are no image we take, `too-large` over sharp's pixel limit
+ * (a decompression bomb, or a lying header), `pixels` when they do not decode whole (cut short, corrupt).
  */
-export async function readImageInfo(input: string | Uint8Array): Promise<ImageInfo | undefined> {
-  const meta = await loadSharp().then((sharp) => sharp(input).metadata()).catch(() => undefined)
-  if (!meta) return undefined
+export class ImageReadError extends Error {
+  constructor(
+    readonly stage: 'format' | 'too-large' | 'pixels',
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+/** sharp's error about an image as an `ImageReadError`, its pixel limit named as such. */
+function readError(stage: 'format' | 'pixels', error: unknown): ImageReadError {
+  const text = error instanceof Error ? error.message : String(error)
+  if (/pixel limit/i.test(text)) return new ImageReadError('too-large', `it has more pixels than sharp decodes (\`limitInputPixels\`, ${SHARP_PIXEL_LIMIT.toLocaleString('en')} pixels)`)
+  return new ImageReadError(stage, `sharp says: ${clip(text, 120)}`)
+}
+
+/**
+ * Reads format and size from the file's header (no pixels are decoded). Throws an `ImageReadError` (`format`, `too-large`) for
+ * anything that is not a PNG, JPEG, WebP or AVIF image sharp can open, and `loadSharp`'s error when sharp cannot load.
+ */
+export async function readImageInfo(input: string | Uint8Array): Promise<ImageInfo> {
+  const sharp = await loadSharp()
+  const meta = await sharp(input).metadata().catch((error: unknown) => {
+    throw readError('format', error)
+  })
   const format = meta.format === 'heif' ? (meta.compression === 'av1' ? 'avif' : undefined) : meta.format
-  if (format !== 'png' && format !== 'jpeg' && format !== 'webp' && format !== 'avif') return undefined
-  if (!meta.width || !meta.height) return undefined
+  if ((format !== 'png' && format !== 'jpeg' && format !== 'webp' && format !== 'avif') || !meta.width || !meta.height) {
+    throw new ImageReadError('format', `sharp reads it as ${meta.format ?? 'nothing it knows'}`)
+  }
   return { format, width: meta.width, height: meta.height }
+}
+
+/** Decodes every pixel, so that a file cut short or corrupt fails here (an `ImageReadError`, `pixels`), not in a later build. */
+export async function decodeImage(input: string | Uint8Array): Promise<void> {
+  const sharp = await loadSharp()
+  await sharp(input, { failOn: 'error' })
+    .stats()
+    .catch((error: unknown) => {
+      throw readError('pixels', error)
+    })
 }
 
 /** Bytes enough to recognize every format below. */

@@ -1,4 +1,4 @@
-import type { CachedImage, ImageCache } from './cache'
+import { DamagedEntryError, type CachedImage, type ImageCache } from './cache'
 import { entryLabel, type KeyedEntry } from './entries'
 import { clip, ImagegenError, plural } from './errors'
 
@@ -7,6 +7,8 @@ export interface PlannedImage {
   key: string
   entries: KeyedEntry[]
   cached?: CachedImage
+  /** Its cached entry is damaged and `imagegen generate --force` asked to pay for it again. */
+  force?: true
 }
 
 export interface Plan {
@@ -15,8 +17,11 @@ export interface Plan {
   missing: PlannedImage[]
 }
 
-/** Groups entries by key (identical specs are made once) and asks the cache which keys it holds. */
-export function planImages(entries: readonly KeyedEntry[], cache: ImageCache): Plan {
+/**
+ * Groups entries by key (identical specs are made once) and asks the cache which keys it holds. A damaged entry is
+ * never planned as missing: it throws one error listing every such entry, unless `force` names it (planned again).
+ */
+export function planImages(entries: readonly KeyedEntry[], cache: ImageCache, force: (image: PlannedImage) => boolean = () => false): Plan {
   const byKey = new Map<string, PlannedImage>()
   for (const entry of entries) {
     const image = byKey.get(entry.key)
@@ -24,7 +29,17 @@ export function planImages(entries: readonly KeyedEntry[], cache: ImageCache): P
     else byKey.set(entry.key, { key: entry.key, entries: [entry] })
   }
   const images = [...byKey.values()]
-  for (const image of images) image.cached = cache.lookup(image.key)
+  const damaged: [PlannedImage, DamagedEntryError][] = []
+  for (const image of images) {
+    try {
+      image.cached = cache.lookup(image.key)
+    } catch (error) {
+      if (!(error instanceof DamagedEntryError)) throw error
+      if (force(image)) image.force = true
+      else damaged.push([image, error])
+    }
+  }
+  if (damaged.length > 0) throw damagedImagesError(damaged)
   return { images, cached: images.filter((image) => image.cached), missing: images.filter((image) => !image.cached) }
 }
 
@@ -74,6 +89,27 @@ export class BillGuard {
   private fresh(images: readonly PlannedImage[]): PlannedImage[] {
     return images.filter((image) => !this.spent.has(image.key))
   }
+}
+
+/** How `imagegen generate --force` names an entry: `<manifest>#<entry>` (the manifest alone when it holds one image). */
+export const forceName = (entry: KeyedEntry): string => `${entry.location.file}${entry.name === undefined ? '' : `#${entry.name}`}`
+
+/** What to do about a damaged cached image of `entry`. */
+export function damagedHint(entry: KeyedEntry, file: string, lfsPointer = false): string {
+  const restore = lfsPointer ? 'Fetch the Git LFS files with `git lfs pull`, or restore' : 'Restore'
+  return `${restore} the file from git (\`git checkout -- ${file}\`), or run \`imagegen generate --force ${forceName(entry)}\` to pay for it again.`
+}
+
+/** Cached images that a build needs and cannot trust: each listed by entry and file, with the fix. */
+function damagedImagesError(damaged: readonly [PlannedImage, DamagedEntryError][]): ImagegenError {
+  const lines = damaged.map(([image, error]) => `  ${imageLabel(image)}: ${error.path}: ${error.problem}`)
+  const [image, error] = damaged[0]!
+  const entry = image.entries[0]!
+  return new ImagegenError(
+    'IO',
+    `${plural(damaged.length, 'cached image is', 'cached images are')} damaged; nothing was submitted, as a damaged entry is never paid for again on its own.\n${lines.join('\n')}\n`,
+    { hint: damagedHint(entry, error.path, damaged.some(([, e]) => e.lfsPointer)), loc: entry.location },
+  )
 }
 
 /** Images that a build needs and cannot have: each listed by file, line and name. */

@@ -1,10 +1,10 @@
 import { rm } from 'node:fs/promises'
 import pLimit, { type LimitFunction } from 'p-limit'
-import type { Provider, ResumeState } from '../providers/types'
-import type { CachedImage, ImageCache } from './cache'
+import type { Provider, ProviderRequest, ResumeState } from '../providers/types'
+import { DamagedEntryError, type CachedImage, type ImageCache } from './cache'
 import { entryLabel } from './entries'
 import { ImagegenError, plural, ProviderError } from './errors'
-import { readImageInfo } from './image-info'
+import { decodeImage, ImageReadError, readImageInfo, type ImageInfo } from './image-info'
 import { acquireLock } from './lock'
 import type { PlannedImage } from './plan'
 
@@ -12,9 +12,15 @@ export type GenerateEvent =
   | { type: 'start'; total: number }
   | { type: 'waiting'; image: PlannedImage; holder: string }
   | { type: 'submitted'; image: PlannedImage; predictionId: string; resumed: boolean }
-  | { type: 'generated'; image: PlannedImage; cached: CachedImage; seconds: number }
+  | { type: 'generated'; image: PlannedImage; cached: CachedImage; seconds: number; elsewhere?: true }
   | { type: 'failed'; image: PlannedImage; error: Error }
+  | { type: 'warning'; image: PlannedImage; message: string }
   | { type: 'finish'; generated: number; failed: number; seconds: number }
+
+/** An image this run has now; `elsewhere` when another process made it while this one waited for its lock (cached here, not generated). */
+export interface GeneratedImage extends CachedImage {
+  elsewhere?: true
+}
 
 export interface SchedulerOptions {
   provider: Provider
@@ -30,7 +36,7 @@ export class GenerationError extends ImagegenError {
   override name = 'GenerationError'
   constructor(
     readonly failures: { image: PlannedImage; error: Error }[],
-    readonly generated: CachedImage[],
+    readonly generated: GeneratedImage[],
   ) {
     const others = generated.length ? ` (${plural(generated.length, 'other was', 'others were')} generated and cached)` : ''
     const lines = failures.map(({ image, error }) => `  ${image.entries.map(entryLabel).join(', ')}: ${error.message}`)
@@ -47,7 +53,7 @@ export class GenerationError extends ImagegenError {
  */
 export class Scheduler {
   private readonly limit: LimitFunction
-  private readonly inFlight = new Map<string, Promise<CachedImage>>()
+  private readonly inFlight = new Map<string, Promise<GeneratedImage>>()
   /** When the limit was last lowered: a 429 to a request sent before then is news already acted on. */
   private loweredAt = Number.NEGATIVE_INFINITY
 
@@ -60,18 +66,22 @@ export class Scheduler {
     return this.limit.concurrency
   }
 
-  /** Generates every image of `missing`; throws a `GenerationError` listing every failure after the others finished. */
-  async generate(missing: readonly PlannedImage[]): Promise<CachedImage[]> {
+  /**
+   * Generates every image of `missing`; throws a `GenerationError` listing every failure after the others finished,
+   * or before anything is submitted the cache's error when its journal cannot be written.
+   */
+  async generate(missing: readonly PlannedImage[]): Promise<GeneratedImage[]> {
     const started = performance.now()
+    if (missing.length > 0) await this.options.cache.prepare()
     this.emit({ type: 'start', total: missing.length })
     const settled = await Promise.allSettled(missing.map((image) => this.run(image)))
-    const generated: CachedImage[] = []
+    const generated: GeneratedImage[] = []
     const failures: { image: PlannedImage; error: Error }[] = []
     settled.forEach((result, i) => {
       if (result.status === 'fulfilled') generated.push(result.value)
       else failures.push({ image: missing[i]!, error: result.reason as Error })
     })
-    this.emit({ type: 'finish', generated: generated.length, failed: failures.length, seconds: (performance.now() - started) / 1000 })
+    this.emit({ type: 'finish', generated: generated.filter((image) => !image.elsewhere).length, failed: failures.length, seconds: (performance.now() - started) / 1000 })
     if (failures.length > 0) throw new GenerationError(failures, generated)
     return generated
   }
@@ -80,7 +90,7 @@ export class Scheduler {
     this.options.onEvent?.(event)
   }
 
-  private run(image: PlannedImage): Promise<CachedImage> {
+  private run(image: PlannedImage): Promise<GeneratedImage> {
     let job = this.inFlight.get(image.key)
     if (!job) {
       job = this.limit(() => this.generateOne(image))
@@ -99,7 +109,7 @@ export class Scheduler {
     this.loweredAt = performance.now()
   }
 
-  private async generateOne(image: PlannedImage): Promise<CachedImage> {
+  private async generateOne(image: PlannedImage): Promise<GeneratedImage> {
     const { cache, signal } = this.options
     signal?.throwIfAborted()
     const started = performance.now()
@@ -109,14 +119,24 @@ export class Scheduler {
       onWait: (holder) => this.emit({ type: 'waiting', image, holder }),
     })
     try {
-      const made = cache.lookup(image.key)
+      const made = this.lookup(image)
       if (made) {
-        this.emit({ type: 'generated', image, cached: made, seconds: (performance.now() - started) / 1000 })
-        return made
+        this.emit({ type: 'generated', image, cached: made, seconds: (performance.now() - started) / 1000, elsewhere: true })
+        return { ...made, elsewhere: true }
       }
       return await this.submitAndSave(image, started)
     } finally {
       await release()
+    }
+  }
+
+  /** The entry as the cache holds it now; a damaged one counts as absent only when `--force` asked to pay again. */
+  private lookup(image: PlannedImage): CachedImage | undefined {
+    try {
+      return this.options.cache.lookup(image.key)
+    } catch (error) {
+      if (error instanceof DamagedEntryError && image.force) return undefined
+      throw error
     }
   }
 
@@ -137,20 +157,17 @@ export class Scheduler {
         resume,
         uploads: cache.uploads(provider.name),
         onSubmitted: async (state: ResumeState) => {
-          await cache.writePending({ key, provider: provider.name, submittedAt: new Date().toISOString(), state })
           this.emit({ type: 'submitted', image, predictionId: state.id, resumed: false })
+          // Paid for now: a journal that cannot be written must not abandon it. It is polled and saved all the same,
+          // and its id shown, so that nothing paid for is lost without a trace.
+          await cache.writePending({ key, provider: provider.name, submittedAt: new Date().toISOString(), state }).catch((error: NodeJS.ErrnoException) => {
+            const message = `prediction \`${state.id}\` was submitted but cannot be journaled (${error.code ?? error.message}); it is polled and saved by this run only: if this run stops, that prediction is not resumed.`
+            this.emit({ type: 'warning', image, message })
+          })
         },
         onRateLimited: (sentAt) => this.rateLimited(sentAt),
       })
-      const info = await readImageInfo(temp)
-      if (!info) {
-        const named = result.predictionId ? ` (prediction \`${result.predictionId}\`)` : ''
-        throw new ProviderError(`${provider.name} delivered something that is not a PNG, JPEG, WebP or AVIF image${named}; nothing was cached.`, {
-          hint: 'Run again to generate it afresh.',
-          predictionId: result.predictionId,
-          predictionOver: true,
-        })
-      }
+      const info = await this.checkOutput(temp, request, result.predictionId)
       const cached = await cache.commit(temp, info, {
         key,
         spec: pixels,
@@ -173,6 +190,32 @@ export class Scheduler {
       if (error instanceof ProviderError && error.predictionOver) await cache.clearPending(key)
       this.emit({ type: 'failed', image, error: error as Error })
       throw error
+    }
+  }
+
+  /**
+   * What arrived, checked before it is committed: an image of a format we take (else the prediction is over), near the
+   * asked size (more than 2× off either way, or over sharp's pixel limit, is refused: Atlas rounds sizes to multiples
+   * of 16, ATLAS_API.md), and decoding whole (else it was cut short: kept journaled, downloaded again next run). sharp
+   * failing to load is our install's fault: `loadSharp`'s error, the journal kept.
+   */
+  private async checkOutput(temp: string, asked: ProviderRequest, predictionId: string | undefined): Promise<ImageInfo> {
+    const delivered = `what ${this.options.provider.name} delivered${predictionId ? ` for prediction \`${predictionId}\`` : ''}`
+    const over = (reason: string) => new ProviderError(`${delivered} ${reason}; nothing was cached.`, { hint: 'Run again to generate it afresh.', predictionId, predictionOver: true })
+    try {
+      const info = await readImageInfo(temp)
+      const far = (got: number, want: number) => got > 2 * want || 2 * got < want
+      if (far(info.width, asked.width) || far(info.height, asked.height)) {
+        throw over(`is ${info.width} × ${info.height} pixels for a ${asked.width} × ${asked.height} spec, more than twice off`)
+      }
+      await decodeImage(temp)
+      return info
+    } catch (error) {
+      if (!(error instanceof ImageReadError)) throw error
+      if (error.stage === 'format') throw over(`is not a PNG, JPEG, WebP or AVIF image (${error.message})`)
+      if (error.stage === 'too-large') throw over(`is refused: ${error.message}`)
+      const hint = 'It is paid for and kept journaled: the next run downloads it again without a new submit.'
+      throw new ProviderError(`${delivered} does not decode whole (${error.message}): it was cut short or corrupted on the way; nothing was cached.`, { hint, predictionId, retryable: true })
     }
   }
 }

@@ -6,12 +6,12 @@ import { createWriteStream } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { ProviderError } from '../core/errors'
-import { describeBytes, sniffImageType, SNIFF_LENGTH } from '../core/image-info'
+import { describeBytes, MAX_IMAGE_BYTES, sniffImageType, SNIFF_LENGTH } from '../core/image-info'
 import { formatBytes, loadUndici, readRetryAfter, RequestTimeoutError, seconds, transportError, USER_AGENT, withRetries, withTimeout } from './service'
 import type { Attempt, Output, RetryPolicy } from './service'
 
 /** No image of ours comes near this; more means something is wrong, not a bigger picture. */
-export const MAX_OUTPUT_BYTES = 50 * 1024 * 1024
+export const MAX_OUTPUT_BYTES = MAX_IMAGE_BYTES
 const AFRESH = 'Nothing was cached; run again to generate it afresh.'
 
 export interface DownloadOptions {

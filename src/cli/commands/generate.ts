@@ -1,13 +1,13 @@
-import type { CachedImage } from '../../core/cache'
+import { resolve } from 'node:path'
 import { clip, forTerminal, ImagegenError, plural } from '../../core/errors'
-import { BillGuard, imageLabel, missingImagesError, type PlannedImage } from '../../core/plan'
+import { BillGuard, forceName, imageLabel, missingImagesError, planImages, type PlannedImage } from '../../core/plan'
 import type { Project } from '../../core/project'
-import { GenerationError } from '../../core/scheduler'
+import { GenerationError, type GeneratedImage } from '../../core/scheduler'
 import type { Command } from '../args'
 import { jsonEntry, jsonHeader } from '../json'
 import { barReporter } from '../progress'
 import { noManifests, readManifests } from '../project'
-import { EXIT, formatSeconds, table, type CommandContext, type ExitCode } from '../terminal'
+import { EXIT, formatSeconds, table, usageError, type CommandContext, type ExitCode } from '../terminal'
 
 export async function generateCommand({ cwd, terminal, onSignal }: CommandContext, project: Project, { paths, flags }: Command): Promise<ExitCode> {
   const json = flags.json === true
@@ -16,12 +16,19 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
   const say = (line: string) => void (json || terminal.err(line))
 
   const { files, entries } = await readManifests(project, cwd, paths)
-  const plan = project.plan(entries)
+  // `--force <manifest>#<entry>`: the manifest relative to where the command runs, named as messages name it
+  const forced = new Set(((flags.force as string[] | undefined) ?? []).map((value) => {
+    const [manifest, name] = value.split(/#(?=[^#]*$)/)
+    const target = `${project.display(resolve(cwd, manifest!))}${name === undefined ? '' : `#${name}`}`
+    if (!entries.some((entry) => forceName(entry) === target)) throw usageError(`\`--force ${value}\` names no entry of the manifests read; name one as \`<manifest>#<entry>\` (the manifest alone for a single image)`)
+    return target
+  }))
+  const plan = planImages(entries, project.cache, (image) => image.entries.some((entry) => forced.has(forceName(entry))))
   let pending = await project.pending(plan.missing)
   const guard = new BillGuard(options.maxNewImages)
   const withinLimit = guard.fits(plan.missing)
   const started = performance.now()
-  let generated: CachedImage[] = []
+  let generated: GeneratedImage[] = []
   let failed: { image: PlannedImage; error: Error }[] = []
   let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined
 
@@ -30,6 +37,7 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
     if (error) say(forTerminal(error))
     if (!json) return code
     const made = new Map(generated.map((cached) => [cached.record.key, cached]))
+    const elsewhere = generated.filter((image) => image.elsewhere).length
     const failures = new Map(failed.map(({ image, error }) => [image.key, error.message]))
     terminal.out(JSON.stringify({
       ...jsonHeader('generate', code, project),
@@ -38,8 +46,8 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
       maxNewImages: options.maxNewImages,
       withinLimit,
       summary: {
-        manifests: files.length, entries: entries.length, images: plan.images.length, cached: plan.cached.length, toGenerate: plan.missing.length,
-        generated: generated.length, failed: failed.length, pending: pending.size,
+        manifests: files.length, entries: entries.length, images: plan.images.length, cached: plan.cached.length + elsewhere, toGenerate: plan.missing.length,
+        generated: generated.length - elsewhere, failed: failed.length, pending: pending.size,
       },
       seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
       images: plan.images.map((image) => {
@@ -48,7 +56,7 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
         const { prompt, width, height } = image.entries[0]!.pixels
         return {
           key: image.key,
-          state: image.cached ? 'cached' : cached ? 'generated' : failure !== undefined ? 'failed' : pending.has(image.key) ? 'pending' : 'missing',
+          state: image.cached || made.get(image.key)?.elsewhere ? 'cached' : cached ? 'generated' : failure !== undefined ? 'failed' : pending.has(image.key) ? 'pending' : 'missing',
           entries: image.entries.map(jsonEntry),
           prompt, width, height,
           file: cached ? project.display(cached.path) : null,
@@ -113,7 +121,9 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
   pending = await project.pending(plan.missing.filter((image) => !settled.has(image.key)))
   const failures = failed.length > 0 ? `, ${failed.length} failed` : ''
   const seconds = formatSeconds((performance.now() - started) / 1000)
-  say(`imagegen: ${plural(plan.images.length, 'image')} — ${plan.cached.length} cached, ${generated.length} generated${failures} in ${seconds}`)
+  // made by another process while this one waited for its lock: cached here, not generated (nor paid) twice
+  const elsewhere = generated.filter((image) => image.elsewhere).length
+  say(`imagegen: ${plural(plan.images.length, 'image')} — ${plan.cached.length + elsewhere} cached, ${generated.length - elsewhere} generated${failures} in ${seconds}`)
 
   if (stoppedBy) {
     const journaled = pending.size

@@ -33,7 +33,7 @@ export async function pruneCommand({ terminal }: CommandContext, project: Projec
   let freed = 0
   const otherProviders: string[] = []
   for (const key of unused) {
-    const read = listing.records.includes(key) ? await readRecord(imagesDir, key) : undefined
+    const read = listing.records.includes(key) ? readRecord(imagesDir, key) : undefined
     // A provider switch makes every entry of the other provider unused; they may be paid for, so they stay unless asked.
     if (read?.ok && read.record.provider !== provider && flags['any-provider'] !== true) {
       otherProviders.push(read.record.provider)

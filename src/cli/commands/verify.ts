@@ -1,6 +1,4 @@
-import { join } from 'node:path'
-import pLimit from 'p-limit'
-import { hashFile, listCache, readRecord } from '../../core/cache'
+import { DamagedEntryError, listCache } from '../../core/cache'
 import { forTerminal, ImagegenError, plural } from '../../core/errors'
 import type { Project } from '../../core/project'
 import { EXIT, table, type CommandContext, type ExitCode } from '../terminal'
@@ -14,29 +12,17 @@ export async function verifyCommand({ terminal }: CommandContext, project: Proje
     return EXIT.ok
   }
 
-  const limit = pLimit(8) // files hashed at once
-  /** Each record's damage: the file to show and what is wrong with it, or nothing when intact. */
-  const checks = await Promise.all(
-    listing.records.map((key) =>
-      limit(async (): Promise<string[] | undefined> => {
-        const read = await readRecord(imagesDir, key)
-        if (!read.ok) return [project.display(join(imagesDir, `${key}.json`)), read.problem]
-        const { size, sha256, file } = read.record
-        const path = join(imagesDir, file)
-        const shown = project.display(path)
-        try {
-          const actual = await hashFile(path)
-          if (actual.size !== size) return [shown, `${actual.size} bytes, the record says ${size}`]
-          if (actual.sha256 !== sha256) return [shown, `SHA-256 ${actual.sha256.slice(0, 12)}… differs from the recorded ${sha256.slice(0, 12)}…`]
-        } catch (error) {
-          const { code } = error as NodeJS.ErrnoException
-          return [shown, code === 'ENOENT' ? 'the image file is missing' : `the image cannot be read (${code})`]
-        }
-      }),
-    ),
-  )
+  /** Each record's damage, or nothing when intact (the rules are the cache's, as every build applies them). */
+  const checks = listing.records.map((key) => {
+    try {
+      project.cache.lookup(key, { rehash: true })
+    } catch (error) {
+      if (error instanceof DamagedEntryError) return error
+      throw error
+    }
+  })
   const damaged = checks.filter((check) => check !== undefined)
-  for (const line of table(damaged.map((check) => ['damaged', ...check]))) terminal.out(line)
+  for (const line of table(damaged.map((error) => ['damaged', project.display(error.path), error.problem]))) terminal.out(line)
 
   const orphans = [...listing.images.keys()].filter((key) => !listing.records.includes(key))
   terminal.err(`imagegen: verified ${plural(checks.length, 'cache entry', 'cache entries')} — ${checks.length - damaged.length} intact, ${damaged.length} damaged`)
@@ -45,7 +31,8 @@ export async function verifyCommand({ terminal }: CommandContext, project: Proje
   }
   if (damaged.length === 0) return EXIT.ok
   const them = damaged.length === 1 ? 'it' : 'them'
-  const hint = `Restore ${them} from git (\`git checkout -- ${cacheDir}\`), or delete the image and its record and run \`imagegen generate\` to make ${them} again.`
+  const lfs = damaged.some((error) => error.lfsPointer) ? 'Fetch the Git LFS pointers with `git lfs pull`. ' : ''
+  const hint = `${lfs}Restore ${them} from git (\`git checkout -- ${cacheDir}\`), or run \`imagegen generate --force <manifest>#<entry>\` to pay for ${them} again.`
   terminal.err(forTerminal(new ImagegenError('IO', `${plural(damaged.length, 'cache entry is', 'cache entries are')} damaged.`, { hint })))
   return EXIT.incomplete
 }
