@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { cpSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -20,10 +21,13 @@ beforeAll(async () => {
   symlinkSync(join(outside, 'secret.png'), join(root, 'src/escape.png'))
   mkdirSync(join(root, 'src/a-folder'))
   writeFileSync(join(root, 'src/huge-prompt.images.yaml'), `prompt: ${'a'.repeat(1024 * 1024)}\nwidth: 512\n`)
+  // a named pipe: opening it to read would wait for a writer forever
+  execFileSync('mkfifo', [join(root, 'src/a-fifo.png')])
+  writeFileSync(join(root, 'src/image-fifo.images.yaml'), 'prompt: A fox in the style of the sketch\nimage: ./a-fifo.png\n')
 })
 afterAll(() => server.close())
 
-const cases = [...readdirSync(corpus).filter((f) => f.endsWith('.images.yaml')), 'huge-prompt.images.yaml'].sort()
+const cases = [...readdirSync(corpus).filter((f) => f.endsWith('.images.yaml')), 'huge-prompt.images.yaml', 'image-fifo.images.yaml'].sort()
 
 const expected: Record<string, RegExp> = {
   'alias-bomb.images.yaml': /alias-bomb\.images\.yaml:1:1: the YAML cannot be read: .*alias/i,
@@ -31,7 +35,8 @@ const expected: Record<string, RegExp> = {
   'duplicate-keys.images.yaml': /duplicate-keys\.images\.yaml:3:1: `prompt` appears twice/,
   'huge-prompt.images.yaml': /huge-prompt\.images\.yaml:1:9: `prompt` is too long/,
   'image-absolute.images.yaml': /image-absolute\.images\.yaml:1:1: `image` must be a path relative to the manifest/,
-  'image-folder.images.yaml': /image-folder\.images\.yaml:1:1: `image` must be a file; "\.\/a-folder" cannot be read \(it is a folder\)/,
+  'image-fifo.images.yaml': /image-fifo\.images\.yaml:1:1: `image` must be a regular file of at most 20 MB; "\.\/a-fifo\.png" is a named pipe \(FIFO\)/,
+  'image-folder.images.yaml': /image-folder\.images\.yaml:1:1: `image` must be a regular file of at most 20 MB; "\.\/a-folder" is a folder/,
   'image-missing.images.yaml': /image-missing\.images\.yaml:1:1: `image` file not found/,
   'image-not-an-image.images.yaml': /image-not-an-image\.images\.yaml:1:1: `image` must be a PNG, JPEG, WebP or AVIF image/,
   'image-parent.images.yaml': /image-parent\.images\.yaml:1:1: `image` (must stay inside the project root|file not found)/,

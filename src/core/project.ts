@@ -1,4 +1,4 @@
-import { readFile, readdir } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createFilter } from 'unplugin-utils'
 import { version } from '../../package.json'
@@ -9,11 +9,18 @@ import { keyEntries, type KeyedEntry } from './entries'
 import { displayPath, ImagegenError, ManifestError } from './errors'
 import { MANIFEST_PATTERN, parseManifest, type Manifest } from './manifest'
 import { ParsedStore } from './parsed-store'
+import { megabytes, readRegularFile } from './read-file'
 import { planImages, type Plan, type PlannedImage } from './plan'
 import { Scheduler, type GenerateEvent } from './scheduler'
 
 /** Folders that never hold a project's own manifests. */
 const SKIPPED_DIRS = new Set(['node_modules', '.git', 'dist', 'build', 'out', '.output', '.next', '.nuxt', '.svelte-kit', '.vite', 'coverage'])
+
+/**
+ * The largest manifest read (bytes). Real manifests are a few KB; 100,000 entries of a one-line prompt are about 6 MB.
+ * The bound stops a manifest that is huge or endless (a symlink to `/dev/zero`) from filling memory.
+ */
+export const MANIFEST_LIMIT = 8 * 1024 * 1024
 
 /** One manifest, parsed and keyed. */
 export interface ReadManifest {
@@ -79,16 +86,15 @@ export class Project {
    * its load), a dev server or watcher again on every change, and every build the same files as
    * the last: unchanged bytes are parsed and keyed once, and remembered on disk. Manifests with
    * reference images are keyed afresh, since those files may change under the same manifest.
-   * Throws a `ManifestError` located at the manifest (`id`, `loc`).
+   * Throws a `ManifestError` located at the manifest (`id`, `loc`), also when `file` is not a regular file of at
+   * most `MANIFEST_LIMIT` bytes.
    */
   async read(file: string): Promise<ReadManifest> {
     const shown = this.display(file)
-    let bytes: Buffer
-    try {
-      bytes = await readFile(file)
-    } catch (error) {
-      throw new ManifestError(shown, [{ location: { file: shown, line: 1, column: 1 }, message: `cannot read the manifest: ${(error as NodeJS.ErrnoException).code ?? error}` }]).at(file)
-    }
+    const bytes = await readRegularFile(file, MANIFEST_LIMIT, (why) => {
+      const message = `cannot read the manifest: a manifest is a regular file of at most ${megabytes(MANIFEST_LIMIT)}, and this one ${why}`
+      throw new ManifestError(shown, [{ location: { file: shown, line: 1, column: 1 }, message }]).at(file)
+    })
     const provider = this.options.provider.name
     const digest = this.store.digest(bytes, shown, provider)
     const known = this.parsed.get(file)

@@ -1,0 +1,96 @@
+/**
+ * Files a manifest names, and manifests the CLI is given, are read only when they are regular
+ * files, and only up to a bound: a FIFO, a device or a huge file is refused at once, located,
+ * before anything is read in full or sent (issue 14, item 14).
+ */
+import { execFileSync } from 'node:child_process'
+import { closeSync, mkdirSync, openSync, symlinkSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+import { run } from '../src/cli/run'
+import { ManifestError } from '../src/core/errors'
+import { atlas, build, entriesOf, useAtlasServer } from './helpers/atlas'
+import { tempDir } from './helpers/temp'
+
+const server = useAtlasServer()
+
+/** `imagegen <args>` in this process, in `cwd`, offline: its exit code and what it printed. */
+async function cli(cwd: string, args: string[]) {
+  const output = { stdout: '', stderr: '' }
+  const stderr = Object.assign(new PassThrough(), { isTTY: false, columns: 80 })
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: cwd, ATLASCLOUD_BASE_URL: server.url }
+  const terminal = { out: (line: string) => void (output.stdout += `${line}\n`), err: (line: string) => void (output.stderr += `${line}\n`), stderr, interactive: false }
+  const code = await run(args, { cwd, env, terminal })
+  return { code, ...output }
+}
+
+function project(files: Record<string, string> = {}): string {
+  const dir = tempDir('imagegen-trust-')
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(join(dir, path, '..'), { recursive: true })
+    writeFileSync(join(dir, path), text)
+  }
+  return dir
+}
+
+const mkfifo = (path: string) => execFileSync('mkfifo', [path])
+
+describe('files that are not regular files', () => {
+  it('a FIFO as `image:` is a located error, not a hang', async () => {
+    const dir = project({ 'art.images.yaml': 'prompt: A fox in the style of the sketch\nimage: refs/sketch.png\n' })
+    mkdirSync(join(dir, 'refs'))
+    mkfifo(join(dir, 'refs/sketch.png'))
+    const { code, stderr } = await cli(dir, ['status'])
+    expect(code).toBe(2)
+    expect(stderr).toContain('art.images.yaml:1:1: `image` must be a regular file of at most 20 MB; "refs/sketch.png" is a named pipe (FIFO)')
+    expect(server.requests).toBe(0)
+  })
+
+  it('a FIFO given to the CLI as a manifest is an error, not a hang', async () => {
+    const dir = project()
+    mkfifo(join(dir, 'pipe.images.yaml'))
+    const { code, stderr } = await cli(dir, ['status', 'pipe.images.yaml'])
+    expect(code).toBe(2)
+    expect(stderr).toContain('pipe.images.yaml:1:1: cannot read the manifest: a manifest is a regular file of at most 8 MB, and this one is a named pipe (FIFO)')
+  })
+
+  it('a manifest that is a symlink to /dev/zero is refused, naming the limit, without reading it', async () => {
+    const dir = project()
+    symlinkSync('/dev/zero', join(dir, 'zero.images.yaml'))
+    const { code, stderr } = await cli(dir, ['status', 'zero.images.yaml'])
+    expect(code).toBe(2)
+    expect(stderr).toContain('zero.images.yaml:1:1: cannot read the manifest: a manifest is a regular file of at most 8 MB, and this one is a device')
+  })
+
+  it('a manifest over the limit is refused, naming its size and the limit', async () => {
+    const dir = project()
+    const fd = openSync(join(dir, 'big.images.yaml'), 'w')
+    writeSync(fd, 'prompt: a\n')
+    ftruncateSync(fd, 9 * 1024 * 1024)
+    closeSync(fd)
+    const { code, stderr } = await cli(dir, ['status', 'big.images.yaml'])
+    expect(code).toBe(2)
+    expect(stderr).toContain('big.images.yaml:1:1: cannot read the manifest: a manifest is a regular file of at most 8 MB, and this one is 9 MB')
+  })
+})
+
+describe('reference images over the cap', () => {
+  it('a reference over 20 MB is refused, located, before anything is uploaded', async () => {
+    const dir = project()
+    mkdirSync(join(dir, 'refs'))
+    // a PNG signature, then 21 MB of a sparse file: every check but the size passes
+    const fd = openSync(join(dir, 'refs/big.png'), 'w')
+    writeSync(fd, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]))
+    ftruncateSync(fd, 21 * 1024 * 1024)
+    closeSync(fd)
+    const yaml = 'defaults:\n  width: 64\n  height: 64\nimages:\n  fox:\n    prompt: A fox in the style of the sketch\n    image: refs/big.png\n'
+    const error = await entriesOf(dir, yaml)
+      .then((entries) => build(dir, atlas(server)).run(entries))
+      .catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(ManifestError)
+    expect((error as ManifestError).message).toBe('art.images.yaml:5:3: `image` must be a regular file of at most 20 MB; "refs/big.png" is 21 MB')
+    expect(server.requests).toBe(0)
+    expect(server.uploads).toEqual([])
+  })
+})
