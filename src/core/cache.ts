@@ -183,8 +183,9 @@ export class ImageCache {
     await writeFileAtomic(this.pendingPath(pending.key), JSON.stringify(pending))
   }
 
+  /** Best effort: a journal entry that cannot be removed is harmless once the image is cached (it is never resumed then). */
   async clearPending(key: string): Promise<void> {
-    await rm(this.pendingPath(key), { force: true })
+    await rm(this.pendingPath(key), { force: true }).catch(() => {})
   }
 
   /** Uploaded reference images of one provider, by content hash. */
