@@ -205,6 +205,21 @@ describe('two processes on one cache', () => {
     expect(build.values.art.banner.src).toMatch(/\.webp$/)
     expect(listFiles(join(root, '.imagegen')).filter((f) => f.startsWith('locks/'))).toEqual([])
   })
+
+  it('counts an image the other run made while this one waited for its lock as cached: the generated counts sum to the predictions', async () => {
+    const root = viteProject()
+    writeProject(root, { 'imagegen.config.json': JSON.stringify({ pollIntervalMs: 10 }) })
+    server.reset()
+    const runs = await Promise.all([generate(root), generate(root)])
+    const counts = runs.map(({ code, output }) => {
+      expect(code, output).toBe(0)
+      const [, cached, generated] = /imagegen: 4 images — (\d+) cached, (\d+) generated in /.exec(output) ?? []
+      return { cached: Number(cached), generated: Number(generated) }
+    })
+    expect(server.submits).toHaveLength(4)
+    expect(counts[0]!.generated + counts[1]!.generated).toBe(4)
+    for (const { cached, generated } of counts) expect(cached + generated).toBe(4)
+  })
 })
 
 describe('a build that waits for a lock', () => {
