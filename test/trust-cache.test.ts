@@ -13,7 +13,7 @@ import { DamagedEntryError, ImageCache } from '../src/core/cache'
 import { openProject } from '../src/index'
 import { startAtlasServer, type AtlasServer } from './atlas-server'
 import { bundleScript } from './helpers/child-script'
-import { filesContaining, listFiles, tempDir } from './helpers/temp'
+import { filesContaining, listFiles } from './helpers/temp'
 import { viteBuild, viteProject, writeProject } from './helpers/vite-project'
 
 const API_KEY = 'sk-imagegen-trust-cache-7d2e'
@@ -175,7 +175,7 @@ describe('a hostile commit', () => {
   it('a symlink of the right size, a FIFO or a symlinked record in the cache is damaged, read without waiting', async () => {
     const root = await hostileProject(100)
     const project = openProject({}, { from: root, env: {} })
-    const [{ key }] = (await project.readAll([join(root, 'src/hero.images.yaml')])).entries as [{ key: string }]
+    const { key } = (await project.readAll([join(root, 'src/hero.images.yaml')])).entries[0]!
     const cache = new ImageCache(join(root, '.imagegen'))
     const image = join(root, `.imagegen/images/${key}.png`)
     expect(() => cache.lookup(key)).toThrow(/the image is a symbolic link, not a file/)
