@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import sharp from 'sharp'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startAtlasServer, type AtlasServer } from './atlas-server'
-import { build, createLogger, type Plugin } from 'vite'
+import { build, createLogger, type Plugin, type PluginOption } from 'vite'
 import imagegen from '../src/vite'
 import { copyProject, viteBuild, viteProject } from './helpers/vite-project'
 import { filesContaining } from './helpers/temp'
@@ -47,7 +47,7 @@ describe('vite build', () => {
     const logs: string[] = []
     const logger = createLogger('info')
     logger.info = (msg) => void logs.push(msg)
-    const config = (outDir: string, plugins: Plugin[]) => ({ root, configFile: false as const, customLogger: logger, plugins, build: { outDir, rollupOptions: { input: join(root, 'src/main.js') } } })
+    const config = (outDir: string, plugins: PluginOption[]) => ({ root, configFile: false as const, customLogger: logger, plugins, build: { outDir, rollupOptions: { input: join(root, 'src/main.js') } } })
     // a second plugin instance, as the nested build loads the config again
     const nested: Plugin = { name: 'nested-build', apply: 'build', async writeBundle() { await build(config(join(root, 'dist-client'), [imagegen({ root, ...online() })])) } }
     await build(config(join(root, 'dist-server'), [imagegen({ root, ...online() }), nested]))
