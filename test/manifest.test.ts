@@ -54,3 +54,33 @@ describe('valid manifests', () => {
     }
   })
 })
+
+describe('large collections', () => {
+  /** `n` entries of two lines each, after a header of 4 lines: entry `i`'s name is on line 5 + 2i. */
+  const collection = (n: number, extra = '') =>
+    `defaults:\n  width: 64\n  height: 64\nimages:\n${Array.from({ length: n }, (_, i) => `  image${i}:\n    prompt: A watercolor of thing ${i}\n`).join('')}${extra}`
+
+  it('locates every entry of 20,000 at its own line', () => {
+    const { entries } = parseManifest(collection(20_000), 'big.images.yaml')
+    expect(entries).toHaveLength(20_000)
+    expect(entries.at(-1)).toMatchObject({ name: 'image19999', spec: { prompt: 'A watercolor of thing 19999' }, location: { line: 5 + 2 * 19_999, column: 3 } })
+    expect(entries[7_000]!.location.line).toBe(5 + 2 * 7_000)
+  })
+
+  it('names both lines of an entry name repeated among 20,000', () => {
+    const error = (() => {
+      try {
+        parseManifest(collection(20_000, '  image7000:\n    prompt: again\n'), 'big.images.yaml')
+      } catch (e) {
+        return e
+      }
+    })() as ManifestError
+    expect(error).toBeInstanceOf(ManifestError)
+    expect(error.problems).toEqual([
+      {
+        location: { file: 'big.images.yaml', line: 5 + 2 * 20_000, column: 3 },
+        message: `\`image7000\` appears twice in the same map (first at line ${5 + 2 * 7_000}): every field and entry name must be unique`,
+      },
+    ])
+  })
+})

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer'
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair } from 'yaml'
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type Scalar, type YAMLMap } from 'yaml'
 import type { z } from 'zod'
 import { didYouMean } from './did-you-mean'
 import { ManifestError, type ManifestProblem, type SourceLocation } from './errors'
@@ -31,16 +31,19 @@ const COLLECTION_KEYS = ['defaults', 'images']
 export function parseManifest(source: string | Uint8Array, file: string): Manifest {
   const text = typeof source === 'string' ? source : decodeUtf8(source, file)
   const lineCounter = new LineCounter()
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
+  // yaml's own unique-key check compares each key with every earlier one of its map: quadratic in entries
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false })
   const at = (offset: number): SourceLocation => {
     const { line, col } = lineCounter.linePos(offset)
     return { file, line, column: col }
   }
 
-  if (doc.errors.length > 0) {
-    const problems = doc.errors.map((e) => ({ location: at(e.pos[0]), message: yamlMessage(e.code, e.message, text.slice(e.pos[0])) }))
-    throw new ManifestError(file, problems)
+  const problems = doc.errors.map((e) => ({ location: at(e.pos[0]), message: yamlMessage(e.message) }))
+  for (const [first, again] of duplicateKeys(doc)) {
+    const message = `\`${again.value}\` appears twice in the same map (first at line ${at(first.range![0]).line}): every field and entry name must be unique`
+    problems.push({ location: at(again.range![0]), message })
   }
+  if (problems.length > 0) throw new ManifestError(file, problems)
   const root = doc.contents
   if (root === null || (isScalar(root) && (root.value === null || root.value === ''))) {
     const message = 'the manifest is empty: write a `prompt:` for one image, or `images:` for a collection'
@@ -155,44 +158,73 @@ function decodeUtf8(bytes: Uint8Array, file: string): string {
   throw new ManifestError(file, [{ location, message: 'the manifest is not valid UTF-8 text: save it as UTF-8' }])
 }
 
+/** Every key that repeats an earlier key of its map (as text, as `toJS` names them), with that earlier key; one pass. */
+function duplicateKeys(doc: Document.Parsed): [Scalar, Scalar][] {
+  const repeated: [Scalar, Scalar][] = []
+  visit(doc, {
+    Map(_, map) {
+      const seen = new Map<string, Scalar>()
+      for (const { key } of map.items) {
+        if (!isScalar(key)) continue
+        const first = seen.get(String(key.value))
+        if (first) repeated.push([first, key])
+        else seen.set(String(key.value), key)
+      }
+    },
+  })
+  return repeated
+}
+
 type Locator = ReturnType<typeof locator>
 
 /**
  * Where a path of the data is in the YAML. `key(path)`: the key of the pair at `path`, else the
- * node where the path stops. `value(path)`: the value at `path`, else as `key`.
+ * node where the path stops. `value(path)`: the value at `path`, else as `key`. Each map's keys
+ * are indexed on first use, so locating every entry of a collection is linear in its size.
  */
 function locator(doc: Document.Parsed, at: (offset: number) => SourceLocation) {
   const offset = (node: unknown) => (node as Node | null | undefined)?.range?.[0]
-  const key = (path: Path): SourceLocation => {
+  const indexes = new Map<YAMLMap, Map<string, Pair>>()
+  const pairOf = (map: YAMLMap, segment: string | number) => {
+    let index = indexes.get(map)
+    if (!index) {
+      // Compared as text: `toJS` (and so zod's path) turns a key `1:` into "1".
+      index = new Map(map.items.flatMap((p) => (isScalar(p.key) ? [[String(p.key.value), p] as const] : [])))
+      indexes.set(map, index)
+    }
+    return index.get(String(segment))
+  }
+  /** The node `path` leads to (`found`: all of it), and the last pair on the way. */
+  const follow = (path: Path) => {
     let node: unknown = doc.contents
     let pair: Pair | undefined
     for (const segment of path) {
       if (isMap(node)) {
-        // Compared as text: `toJS` (and so zod's path) turns a key `1:` into "1".
-        pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(segment))
-        if (!pair) return at(offset(node) ?? 0)
+        pair = pairOf(node, segment)
+        if (!pair) return { node, found: false }
         node = pair.value
       } else if (isSeq(node) && typeof segment === 'number' && node.items[segment]) {
         pair = undefined
         node = node.items[segment]
       } else {
-        break
+        return { node, pair, found: false }
       }
     }
+    return { node, pair, found: true }
+  }
+  const key = (path: Path): SourceLocation => {
+    const { node, pair } = follow(path)
     return at(offset(pair?.key) ?? offset(node) ?? 0)
   }
   const value = (path: Path): SourceLocation => {
-    const found = offset(doc.getIn(path, true))
-    return found === undefined ? key(path) : at(found)
+    const { node, found } = follow(path)
+    const start = found ? offset(node) : undefined
+    return start === undefined ? key(path) : at(start)
   }
   return { key, value }
 }
 
-function yamlMessage(code: string, message: string, source: string): string {
-  if (code === 'DUPLICATE_KEY') {
-    const name = source.split(/[:\n]/)[0]!.trim()
-    return `\`${name}\` appears twice in the same map: every field and entry name must be unique`
-  }
+function yamlMessage(message: string): string {
   if (/call stack/i.test(message)) return 'the YAML is nested too deeply to read: manifests hold flat fields and small maps'
   const firstLine = message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')
   return `the YAML is invalid: ${firstLine} (check quotes, indentation and the \`:\` after each name)`
