@@ -18,12 +18,13 @@
  *
  * See test/frameworks/README.md. Set IMAGEGEN_FRAMEWORKS_KEEP=1 to keep the temp folder.
  */
-import { cpSync, existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { fetchProblem, freePort, imageTags, parseSrcset, placeholderProblem, run, serveStatic, shown, startServer, tagUrls, tail, urlProblem, type Running } from './harness'
+import { browserProblems, htmlProblems } from './checks'
+import { freePort, run, serveStatic, startDevServer, startServer, tail, type DevServer, type Running } from './harness'
 
 const REPO = resolve(import.meta.dirname, '../..')
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -44,29 +45,56 @@ interface Target {
   summaries: number
 }
 
+/** A dev server of the app, started after its builds (see "dev" below). */
+interface DevTarget {
+  name: string
+  /** The command, run in the app's folder (`$PORT` replaced; it also gets PORT, HOST and the like); serves on 127.0.0.1. */
+  command: string[]
+  /** How many `<img>` the page renders on the server. */
+  images: number
+}
+
 interface Example {
   dir: string
   targets: Target[]
+  dev: DevTarget[]
 }
 
 const EXAMPLES: Example[] = [
-  { dir: 'vite-ssr', targets: [{ name: 'vite-ssr', script: 'build', serve: { command: ['node', 'server.js'] }, images: 3, summaries: 2 }] },
-  { dir: 'astro', targets: [{ name: 'astro (static)', script: 'build', serve: { static: 'dist' }, images: 4, summaries: 1 }] },
+  {
+    dir: 'vite-ssr',
+    targets: [{ name: 'vite-ssr', script: 'build', serve: { command: ['node', 'server.js'] }, images: 3, summaries: 2 }],
+    // Its own server with Vite in middleware mode and the SSR entry through ssrLoadModule (`npm run dev`).
+    dev: [{ name: 'vite-ssr (dev: server.js --dev)', command: ['node', 'server.js', '--dev'], images: 3 }],
+  },
+  {
+    dir: 'astro',
+    targets: [{ name: 'astro (static)', script: 'build', serve: { static: 'dist' }, images: 4, summaries: 1 }],
+    dev: [{ name: 'astro (dev)', command: ['node', 'node_modules/astro/astro.js', 'dev', '--host', '127.0.0.1', '--port', '$PORT'], images: 4 }],
+  },
   {
     dir: 'sveltekit',
     targets: [
-      // Known fault, open in the framework issue: SvelteKit's second build loads vite.config afresh, so a second plugin
-      // instance prints a second line; one line would need state shared across instances.
-      { name: 'sveltekit (adapter-static)', script: 'build', serve: { static: 'build' }, images: 3, summaries: 2 },
-      { name: 'sveltekit (adapter-node)', script: 'build:node', serve: { command: ['node', 'build-node'] }, images: 3, summaries: 2 },
+      // SvelteKit's second (server) build loads vite.config afresh: a second plugin instance, nested in the first build, which prints the one line.
+      { name: 'sveltekit (adapter-static)', script: 'build', serve: { static: 'build' }, images: 3, summaries: 1 },
+      { name: 'sveltekit (adapter-node)', script: 'build:node', serve: { command: ['node', 'build-node'] }, images: 3, summaries: 1 },
     ],
+    dev: [{ name: 'sveltekit (dev: vite dev)', command: ['node', 'node_modules/vite/bin/vite.js', 'dev', '--host', '127.0.0.1', '--port', '$PORT', '--strictPort'], images: 3 }],
   },
-  { dir: 'nuxt', targets: [{ name: 'nuxt', script: 'build', serve: { command: ['node', '.output/server/index.mjs'] }, images: 3, summaries: 1 }] },
+  {
+    dir: 'nuxt',
+    targets: [{ name: 'nuxt', script: 'build', serve: { command: ['node', '.output/server/index.mjs'] }, images: 3, summaries: 1 }],
+    dev: [{ name: 'nuxt (dev)', command: ['node', 'node_modules/nuxt/bin/nuxt.mjs', 'dev', '--host', '127.0.0.1', '--port', '$PORT'], images: 3 }],
+  },
   {
     dir: 'next',
     targets: [
       { name: 'next (turbopack)', script: 'build', serve: { command: ['node', 'node_modules/next/dist/bin/next', 'start', '-H', '127.0.0.1', '-p', '$PORT'] }, images: 3, summaries: 1 },
       { name: 'next (webpack)', script: 'build:webpack', serve: { command: ['node', 'node_modules/next/dist/bin/next', 'start', '-H', '127.0.0.1', '-p', '$PORT'] }, images: 3, summaries: 1 },
+    ],
+    dev: [
+      { name: 'next (dev, turbopack)', command: ['node', 'node_modules/next/dist/bin/next', 'dev', '-H', '127.0.0.1', '-p', '$PORT'], images: 3 },
+      { name: 'next (dev --webpack)', command: ['node', 'node_modules/next/dist/bin/next', 'dev', '--webpack', '-H', '127.0.0.1', '-p', '$PORT'], images: 3 },
     ],
   },
 ].filter((e) => !ONLY || ONLY.includes(e.dir))
@@ -79,10 +107,20 @@ const NPM_QUIET = ['--no-audit', '--no-fund', '--prefer-offline', '--loglevel=er
 interface Timing {
   target: string
   install?: number
+  /** The build; for a dev server, until `GET /` first answered 200. */
   build?: number
   checks?: number
 }
 const timings: Timing[] = []
+
+const SUMMARY_LINE = /imagegen: \d+ images? — \d+ cached, \d+ generated/
+/** What each dev server printed: recorded and shown at the end, not asserted (the summary at shutdown is changing). */
+interface DevSummary {
+  target: string
+  lines: string[]
+  ended?: string
+}
+const devSummaries: DevSummary[] = []
 const seconds = (ms?: number) => (ms === undefined ? '—' : `${(ms / 1000).toFixed(0)} s`)
 
 // Under the repository's main vitest config (`npm test`) none of this is registered; see the end.
@@ -98,9 +136,18 @@ if (ENABLED) describe('framework apps', () => {
   beforeAll(async () => {
     work = realpathSync(mkdtempSync(join(tmpdir(), 'imagegen-frameworks-')))
     try {
-      const built = await run('npm', ['run', 'build'], REPO, { timeoutMs: 300_000 })
-      if (built.code !== 0) throw new Error(`npm run build failed in the repository:\n${tail(built.output)}`)
-      const packed = await run('npm', ['pack', '--pack-destination', work, '--json', '--loglevel=error'], REPO, { timeoutMs: 120_000 })
+      // Built into a folder of its own (the package's `tsup` config, another output folder) and packed from
+      // there: other work in the repository may be rebuilding (and cleaning) dist/ at the same moment.
+      const stage = join(work, 'package')
+      mkdirSync(stage)
+      const built = await run(join(REPO, 'node_modules/.bin/tsup'), ['--out-dir', join(stage, 'dist')], REPO, { timeoutMs: 300_000 })
+      if (built.code !== 0) throw new Error(`the package's build (tsup) failed in the repository:\n${tail(built.output)}`)
+      for (const file of ['package.json', 'README.md', 'LICENSE', 'client.d.ts']) if (existsSync(join(REPO, file))) cpSync(join(REPO, file), join(stage, file))
+      const manifest = JSON.parse(readFileSync(join(stage, 'package.json'), 'utf8')) as { exports: unknown; bin?: Record<string, string> }
+      const targets = [...JSON.stringify(manifest.exports).matchAll(/:"(\.\/[^"]+)"/g)].map((m) => m[1]!).concat(Object.values(manifest.bin ?? {}))
+      const absent = targets.filter((file) => !existsSync(join(stage, file)))
+      if (absent.length) throw new Error(`the build wrote no ${absent.join(', ')} (named by package.json's exports and bin):\n${tail(built.output)}`)
+      const packed = await run('npm', ['pack', '--pack-destination', work, '--json', '--ignore-scripts', '--loglevel=error'], stage, { timeoutMs: 120_000 })
       if (packed.code !== 0) throw new Error(`npm pack failed:\n${tail(packed.output)}`)
       const name = (JSON.parse(packed.output.slice(packed.output.indexOf('['))) as { filename: string }[])[0]!.filename
       tarball = join(work, basename(name))
@@ -116,7 +163,11 @@ if (ENABLED) describe('framework apps', () => {
     await browser?.close()
     if (timings.length) {
       const rows = timings.map((t) => `  ${t.target.padEnd(28)} install ${seconds(t.install).padStart(5)}   build ${seconds(t.build).padStart(5)}   checks ${seconds(t.checks).padStart(5)}`)
-      console.log(`framework harness timings (work folder ${work}):\n${rows.join('\n')}`)
+      console.log(`framework harness timings (work folder ${work}; for dev servers "build" is until GET / first answered 200):\n${rows.join('\n')}`)
+    }
+    if (devSummaries.length) {
+      const rows = devSummaries.map((d) => `  ${d.target.padEnd(28)} ${d.lines.length} line(s), stopped ${d.ended ?? '(never started)'}${d.lines.map((l) => `\n      ${l}`).join('')}`)
+      console.log(`imagegen summary lines printed by each dev server from start to shutdown (not asserted):\n${rows.join('\n')}`)
     }
     if (work && process.env.IMAGEGEN_FRAMEWORKS_KEEP !== '1') rmSync(work, { recursive: true, force: true })
   })
@@ -186,7 +237,7 @@ if (ENABLED) describe('framework apps', () => {
 
           it('prints one summary line per build command, not one per internal (client, SSR) build', (ctx) => {
             if (buildOutput === undefined) return ctx.skip('not checked: the app was not built')
-            const lines = buildOutput.split('\n').filter((line) => /imagegen: \d+ images? — \d+ cached, \d+ generated/.test(line))
+            const lines = buildOutput.split('\n').filter((line) => SUMMARY_LINE.test(line))
             expect(lines, `[${target.name}] summary lines:\n${lines.join('\n')}`).toHaveLength(target.summaries)
           })
 
@@ -196,20 +247,7 @@ if (ENABLED) describe('framework apps', () => {
             const response = await fetch(`${server.origin}/`)
             const html = await response.text()
             expect(response.status, `[${target.name}] GET / answered ${response.status}:\n${html.slice(0, 2000)}`).toBe(200)
-            const tags = imageTags(html)
-            const images = tags.filter((t) => t.tag === 'img')
-            const problems: string[] = []
-            if (images.length !== target.images) problems.push(`expected ${target.images} <img> in the server-rendered HTML, found ${images.length}: ${images.map((t) => t.label).join(', ') || '(none)'}`)
-            const leakable = [app, work, REPO]
-            for (const tag of tags) {
-              if (tag.tag === 'img' && tag.attrs.src === undefined) problems.push(`${tag.label} has no src`)
-              const placeholder = tag.attrs.style ? placeholderProblem(tag.attrs.style) : undefined
-              if (placeholder) problems.push(`${tag.label} ${placeholder}`)
-              for (const { where, url } of tagUrls(tag)) {
-                const problem = urlProblem(url, server.origin, leakable) ?? (await fetchProblem(url, server.origin))
-                if (problem) problems.push(`${tag.label} ${where} ${shown(url)} ${problem}`)
-              }
-            }
+            const problems = await htmlProblems({ origin: server.origin, images: target.images, leakable: [app, work, REPO] }, html)
             timing.checks = (timing.checks ?? 0) + Date.now() - started
             expect(problems, `[${target.name}] ${problems.length} problem(s) in the server-rendered HTML of ${server.origin}/:\n  - ${problems.join('\n  - ')}\n`).toEqual([])
           })
@@ -218,107 +256,85 @@ if (ENABLED) describe('framework apps', () => {
             if (notServed || !server || !app) return ctx.skip(`not checked: ${notServed}`)
             if (!browser) return ctx.skip(`no Chromium at ${CHROMIUM}`)
             const started = Date.now()
-            const origin = server.origin
-            const page = await browser.newPage({ viewport: { width: 1280, height: 1600 }, deviceScaleFactor: 1 })
-            const failed: string[] = []
-            const context: string[] = []
-            const isFavicon = (url: string) => /\/favicon\.(ico|svg|png)(\?|$)/.test(url)
-            // A request the browser itself cancelled (net::ERR_ABORTED), e.g. Nuxt's
-            // <link rel="prefetch" as="image"> racing the <img> for the same file, is no failure
-            // when the same URL was loaded all the same; it is shown beside the failures.
-            const aborted: string[] = []
-            const loaded = new Set<string>()
-            page.on('requestfailed', (request) => {
-              const error = request.failure()?.errorText ?? 'unknown error'
-              if (isFavicon(request.url())) return
-              if (error === 'net::ERR_ABORTED') aborted.push(request.url())
-              else failed.push(`request ${request.method()} ${request.url()} failed: ${error}`)
-            })
-            page.on('response', (response) => {
-              if (response.status() < 400) loaded.add(response.url())
-              else if (!isFavicon(response.url())) failed.push(`request ${response.request().method()} ${response.url()} answered ${response.status()}`)
-            })
-            page.on('console', (message) => {
-              if ((message.type() === 'error' || message.type() === 'warning') && !isFavicon(message.location().url ?? '')) context.push(`console ${message.type()}: ${message.text()}`)
-            })
-            page.on('pageerror', (error) => context.push(`uncaught: ${error.message}`))
-            try {
-              const problems: string[] = []
-              await page.goto(`${origin}/`, { waitUntil: 'load', timeout: 60_000 })
-              try {
-                await page.waitForSelector('html[data-hydrated]', { state: 'attached', timeout: 20_000 })
-              } catch {
-                problems.push('the page never hydrated (no html[data-hydrated] within 20 s)')
-              }
-              // Lazy images load once near the viewport: bring each into view, then wait for all.
-              for (const img of await page.$$('img')) await img.scrollIntoViewIfNeeded().catch(() => {})
-              await page
-                .waitForFunction(() => [...(globalThis as any).document.images].every((img: any) => img.complete), undefined, { timeout: 15_000 })
-                .catch(() => {})
-              await page.waitForLoadState('networkidle', { timeout: 15_000 }).catch(() => {})
-              const images: { label: string; src: string | null; srcset: string | null; currentSrc: string; complete: boolean; naturalWidth: number; width: string | null }[] = await page.$$eval('img', (imgs: any[]) =>
-                imgs.map((img, i) => ({
-                  label: img.id ? `<img id="${img.id}">` : img.alt ? `<img alt="${img.alt}">` : `<img> #${i + 1}`,
-                  src: img.getAttribute('src'),
-                  srcset: img.getAttribute('srcset'),
-                  currentSrc: img.currentSrc,
-                  complete: img.complete,
-                  naturalWidth: img.naturalWidth,
-                  width: img.getAttribute('width'),
-                })),
-              )
-              if (images.length !== target.images) problems.push(`expected ${target.images} <img> after hydration, found ${images.length}`)
-              /** The file's own size, decoded alone (no srcset density correction). */
-              const decode = (url: string) =>
-                page.evaluate(async (u) => {
-                  const img = new (globalThis as any).Image()
-                  img.src = u
-                  try {
-                    await img.decode()
-                    return [img.naturalWidth, img.naturalHeight] as [number, number]
-                  } catch (error) {
-                    return String(error)
-                  }
-                }, url)
-              for (const image of images) {
-                const where = `${image.label} (current source ${shown(image.currentSrc || image.src || '(none)')})`
-                if (!image.complete || image.naturalWidth === 0) {
-                  problems.push(`${where} did not load: complete=${image.complete}, naturalWidth=${image.naturalWidth}`)
-                  continue
-                }
-                const urlIssue = urlProblem(image.currentSrc, origin, [app, work, REPO])
-                if (urlIssue) problems.push(`${where}: the current source ${urlIssue}`)
-                const file = await decode(image.currentSrc)
-                if (typeof file === 'string') {
-                  problems.push(`${where} shows, but its source does not decode on its own: ${file}`)
-                  continue
-                }
-                const candidate = parseSrcset(image.srcset ?? '').find((c) => new URL(c.url, `${origin}/`).href === image.currentSrc)
-                const descriptor = candidate?.descriptor ?? ''
-                if (/^\d+w$/.test(descriptor)) {
-                  // A width descriptor promises the file's width (naturalWidth itself is density-corrected by `sizes`).
-                  if (file[0] !== parseInt(descriptor)) problems.push(`${where}: its srcset says ${descriptor}, but the file is ${file[0]} px wide`)
-                } else {
-                  const density = /^[\d.]+x$/.test(descriptor) ? parseFloat(descriptor) : 1
-                  const natural = Math.round(file[0] / density)
-                  if (image.naturalWidth !== natural) problems.push(`${where}: naturalWidth ${image.naturalWidth}, but its source is ${file[0]} px wide${density !== 1 ? ` at ${density}x` : ''}`)
-                  if (image.width !== null && Number(image.width) * density !== file[0]) problems.push(`${where}: the tag declares width="${image.width}"${density !== 1 ? ` at ${density}x` : ''}, but its source is ${file[0]} px wide`)
-                }
-              }
-              for (const url of new Set(aborted)) {
-                if (loaded.has(url)) context.push(`cancelled by the browser, loaded by another request: ${url}`)
-                else problems.push(`request ${url} failed: net::ERR_ABORTED, and the file was never loaded`)
-              }
-              problems.push(...new Set(failed))
-              timing.checks = (timing.checks ?? 0) + Date.now() - started
-              const more = context.length ? `\n  (browser console: ${[...new Set(context)].slice(0, 10).join(' | ')})` : ''
-              expect(problems, `[${target.name}] ${problems.length} problem(s) in Chromium at ${origin}/:\n  - ${problems.join('\n  - ')}${more}\n`).toEqual([])
-            } finally {
-              await page.close()
-            }
+            const { problems, context } = await browserProblems(browser, { origin: server.origin, images: target.images, leakable: [app, work, REPO] })
+            timing.checks = (timing.checks ?? 0) + Date.now() - started
+            const more = context.length ? `\n  (browser console: ${context.slice(0, 10).join(' | ')})` : ''
+            expect(problems, `[${target.name}] ${problems.length} problem(s) in Chromium at ${server.origin}/:\n  - ${problems.join('\n  - ')}${more}\n`).toEqual([])
           })
         })
       }
+
+      // Dev servers, after every build of the app: the images are in the app's cache by then.
+      describe('dev', () => {
+        /** Why the dev servers are not checked, if they are not. */
+        let notReady: string | undefined = 'not prepared yet'
+        let app: string | undefined
+
+        it('has every image in its cache before a dev server starts (`imagegen generate`)', async () => {
+          notReady = 'the app could not be installed, or its images not generated (see "has every image in its cache")'
+          const { dir } = await install()
+          app = dir
+          // The builds above have made every image; `generate` makes any they did not (a build that failed),
+          // so that the dev servers below always start with a full cache and never generate in the background.
+          const generated = await run('node', ['node_modules/unplugin-imagegen/dist/cli.js', 'generate'], dir, { timeoutMs: 300_000 })
+          expect(generated.code, `[${example.dir}] imagegen generate failed (exit ${generated.code}):\n${tail(generated.output)}`).toBe(0)
+          const status = await run('node', ['node_modules/unplugin-imagegen/dist/cli.js', 'status'], dir, { timeoutMs: 120_000 })
+          expect(status.code, `[${example.dir}] imagegen status after generate (exit ${status.code}):\n${tail(status.output)}`).toBe(0)
+          notReady = undefined
+        })
+
+        for (const target of example.dev) {
+          describe(target.name, () => {
+            const timing: Timing = { target: target.name }
+            timings.push(timing)
+            let server: DevServer | undefined
+            let notServed: string | undefined = 'not started yet'
+            /** The summary lines the server printed from its start to its shutdown (recorded, not asserted). */
+            const summary: DevSummary = { target: target.name, lines: [] }
+            devSummaries.push(summary)
+
+            afterAll(async () => {
+              // Stopped even when a check failed (or the test timed out): the whole process group, SIGTERM then SIGKILL.
+              if (!server) return
+              const output = () => server!.output()
+              await server.stop()
+              summary.ended = server.ended()
+              summary.lines = output().split('\n').filter((line) => SUMMARY_LINE.test(line)).map((line) => line.trim())
+            })
+
+            it('starts and answers GET / with 200', async (ctx) => {
+              if (notReady || !app) return ctx.skip(`not started: ${notReady}`)
+              const port = await freePort()
+              const [command, ...args] = target.command.map((a) => a.replace('$PORT', String(port)))
+              notServed = 'the dev server did not start'
+              server = await startDevServer(command!, args, app, port)
+              timing.build = server.readyMs
+              notServed = undefined
+            })
+
+            it('server-rendered HTML: every <img> src and srcset candidate answers 200 with an image from the dev server', async (ctx) => {
+              if (notServed || !server || !app) return ctx.skip(`not checked: ${notServed}`)
+              const started = Date.now()
+              const response = await fetch(`${server.origin}/`, { signal: AbortSignal.timeout(120_000) })
+              const html = await response.text()
+              expect(response.status, `[${target.name}] GET / answered ${response.status}:\n${html.slice(0, 2000)}`).toBe(200)
+              const problems = await htmlProblems({ origin: server.origin, images: target.images, leakable: [app, work, REPO] }, html)
+              timing.checks = (timing.checks ?? 0) + Date.now() - started
+              expect(problems, `[${target.name}] ${problems.length} problem(s) in the server-rendered HTML of ${server.origin}/:\n  - ${problems.join('\n  - ')}\n`).toEqual([])
+            })
+
+            it('in Chromium, after hydration: every <img> is complete, decoded at the intrinsic width of its current source, and no request failed', async (ctx) => {
+              if (notServed || !server || !app) return ctx.skip(`not checked: ${notServed}`)
+              if (!browser) return ctx.skip(`no Chromium at ${CHROMIUM}`)
+              const started = Date.now()
+              const { problems, context } = await browserProblems(browser, { origin: server.origin, images: target.images, leakable: [app, work, REPO] })
+              timing.checks = (timing.checks ?? 0) + Date.now() - started
+              const more = context.length ? `\n  (browser console: ${context.slice(0, 10).join(' | ')})` : ''
+              expect(problems, `[${target.name}] ${problems.length} problem(s) in Chromium at ${server.origin}/:\n  - ${problems.join('\n  - ')}${more}\n`).toEqual([])
+            })
+          })
+        }
+      })
     })
   }
 })

@@ -30,6 +30,7 @@ export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
     NEXT_TELEMETRY_DISABLED: '1',
     NUXT_TELEMETRY_DISABLED: '1',
     ASTRO_TELEMETRY_DISABLED: '1',
+    ASTRO_DISABLE_UPDATE_CHECK: 'true', // `astro dev` asks the registry for a newer Astro (also off under CI)
     NO_COLOR: '1',
     FORCE_COLOR: '0',
     ...extra,
@@ -112,32 +113,91 @@ export interface Running {
  */
 export async function startServer(command: string, args: string[], cwd: string, port: number, timeoutMs = 60_000): Promise<Running> {
   const env = childEnv({ PORT: String(port), HOST: '127.0.0.1', HOSTNAME: '127.0.0.1', NITRO_PORT: String(port), NITRO_HOST: '127.0.0.1', NODE_ENV: 'production' })
-  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-  let output = ''
-  child.stdout!.on('data', (chunk) => (output += chunk))
-  child.stderr!.on('data', (chunk) => (output += chunk))
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
-  const origin = `http://127.0.0.1:${port}`
-  const stop = async () => {
-    killGroup(child)
-    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 5_000)
-    await exited
-    clearTimeout(timer)
-  }
+  const { child, running } = spawnServer(command, args, cwd, env, port)
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the server (${command} ${args.join(' ')}) exited with code ${child.exitCode} before answering:\n${tail(output)}`)
+    if (child.exitCode !== null) throw new Error(`the server (${command} ${args.join(' ')}) exited with code ${child.exitCode} before answering:\n${tail(running.output())}`)
     try {
-      await fetch(`${origin}/`, { signal: AbortSignal.timeout(5_000) })
-      return { origin, output: () => output, stop }
+      await fetch(`${running.origin}/`, { signal: AbortSignal.timeout(5_000) })
+      return running
     } catch {
       if (Date.now() > deadline) {
-        await stop()
-        throw new Error(`the server (${command} ${args.join(' ')}) did not answer on ${origin} within ${timeoutMs} ms:\n${tail(output)}`)
+        await running.stop()
+        throw new Error(`the server (${command} ${args.join(' ')}) did not answer on ${running.origin} within ${timeoutMs} ms:\n${tail(running.output())}`)
       }
       await new Promise((resolve) => setTimeout(resolve, 250))
     }
   }
+}
+
+export interface DevServer extends Running {
+  /** After `stop()`: whether the server ended on SIGTERM within the grace time, or had to be killed. */
+  ended(): 'on SIGTERM' | 'killed (SIGKILL)' | 'running'
+  /** How long until `GET /` first answered 200, in ms. */
+  readyMs: number
+}
+
+/**
+ * Starts a framework's dev server (no NODE_ENV; the command gets PORT, HOST and the like) and
+ * waits until `GET /` answers 200 — a dev server compiles the page on the first request, and
+ * some (Nuxt) answer with a loading page first. Stops it, process group and all, on failure.
+ */
+export async function startDevServer(command: string, args: string[], cwd: string, port: number, timeoutMs = 240_000): Promise<DevServer> {
+  const env = childEnv({ PORT: String(port), HOST: '127.0.0.1', HOSTNAME: '127.0.0.1', NUXT_PORT: String(port), NUXT_HOST: '127.0.0.1' })
+  const started = Date.now()
+  const { child, running, killed } = spawnServer(command, args, cwd, env, port, 10_000)
+  const deadline = started + timeoutMs
+  let last = 'no answer yet'
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      await running.stop()
+      throw new Error(`the dev server (${command} ${args.join(' ')}) exited (${child.exitCode ?? child.signalCode}) before answering:\n${tail(running.output())}`)
+    }
+    try {
+      const response = await fetch(`${running.origin}/`, { signal: AbortSignal.timeout(Math.max(1_000, deadline - Date.now())) })
+      const body = await response.text()
+      if (response.status === 200) return { ...running, readyMs: Date.now() - started, ended: () => (child.exitCode === null && child.signalCode === null ? 'running' : killed() ? 'killed (SIGKILL)' : 'on SIGTERM') }
+      last = `answered ${response.status}: ${body.slice(0, 300)}`
+    } catch (error) {
+      last = (error as Error).message
+    }
+    if (Date.now() > deadline) {
+      await running.stop()
+      throw new Error(`the dev server (${command} ${args.join(' ')}) did not answer GET / with 200 on ${running.origin} within ${timeoutMs} ms (last: ${last}):\n${tail(running.output())}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  }
+}
+
+/** Spawns a server in its own process group; `stop()` sends the group SIGTERM, then SIGKILL after `graceMs`. */
+function spawnServer(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, port: number, graceMs = 5_000) {
+  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  let output = ''
+  let killed = false
+  child.stdout!.on('data', (chunk) => (output += chunk))
+  child.stderr!.on('data', (chunk) => (output += chunk))
+  child.on('error', (error) => (output += `\n[harness] ${error.message}\n`))
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
+  const stop = async () => {
+    killGroup(child)
+    // The group, not the leader: a leader that exited may have left workers holding its output open.
+    const killGroupNow = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL')
+      } catch {
+        // none left
+      }
+    }
+    const timer = setTimeout(() => {
+      killed = true
+      killGroupNow()
+    }, graceMs)
+    await exited
+    clearTimeout(timer)
+    killGroupNow() // workers that outlived the leader go too
+  }
+  const running: Running = { origin: `http://127.0.0.1:${port}`, output: () => output, stop }
+  return { child, running, killed: () => killed }
 }
 
 const TYPES: Record<string, string> = {
