@@ -342,7 +342,7 @@ describe('atlas provider: retries', () => {
     server.options.intercept = req => (req.method === 'POST' ? { status: 502, body: { message: 'bad gateway' } } : 'continue')
     const error = await failure(provider().generate(job()))
     expect(server.requests).toBe(1)
-    expect(error.message).toContain('may have been accepted')
+    expect(error.message).toContain('may have been billed')
     expect(error.retryable).toBe(false)
   })
 })
@@ -440,12 +440,14 @@ describe('atlas protocol', () => {
     expect(readEnvelope([1, 2])).toMatchObject({ ok: false })
   })
 
-  it('classifies statuses case-insensitively; unknown ones are pending', () => {
-    for (const s of ['created', 'starting', 'queued', 'pending', 'processing', 'running', 'in_progress', 'IN_PROGRESS', 'brand_new'])
+  it('classifies statuses case-insensitively; unknown ones are unknown', () => {
+    for (const s of ['created', 'starting', 'queued', 'pending', 'processing', 'running', 'in_progress', 'IN_PROGRESS'])
       expect(classifyStatus(s), s).toBe('pending')
+    for (const s of ['brand_new', 'paused', ''])
+      expect(classifyStatus(s), s).toBe('unknown')
     for (const s of ['completed', 'succeeded', 'Succeeded', 'COMPLETED'])
       expect(classifyStatus(s), s).toBe('succeeded')
-    for (const s of ['failed', 'error', 'canceled', 'cancelled', 'timeout', 'Failed', ' TIMEOUT ', 'aborted', 'expired', 'rejected', 'terminated'])
+    for (const s of ['failed', 'error', 'canceled', 'cancelled', 'timeout', 'timed_out', 'Failed', ' TIMEOUT ', 'aborted', 'expired', 'rejected', 'terminated'])
       expect(classifyStatus(s), s).toBe('failed')
   })
 

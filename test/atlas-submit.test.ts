@@ -1,6 +1,6 @@
 /**
  * A submit is billed whenever it reaches the service, so it is sent again only when the
- * service proves it did not take it: 429, 503, or a connection refused before sending.
+ * service surely did not take it: 429, any 503, or a connection refused before sending.
  */
 import { describe, expect, it, vi } from 'vitest'
 import { startAtlasServer, type AtlasServer, type InterceptResult } from './atlas-server'
@@ -56,11 +56,19 @@ describe('atlas submit: sent again only when the service did not take it', () =>
     expect(server.submits).toHaveLength(1)
   })
 
-  it('a bare 503, as a proxy answers after passing a request on: not sent again', async () => {
-    refuseSubmits(1, makeAnswer(503, { raw: HTML }))
-    const error = await failure(atlas(server).generate(job(dir)))
-    expect(server.submitAttempts).toBe(1)
-    expect(error.message).toContain('may have been accepted (and billed) anyway, so it was not sent again')
+  it('a bare 503 (no Retry-After): HTTP says "not handled", so it is sent again', async () => {
+    refuseSubmits(2, makeAnswer(503, { raw: HTML }))
+    await atlas(server).generate(job(dir))
+    expect(server.submitAttempts).toBe(3)
+    expect(server.submits).toHaveLength(1)
+  })
+
+  it('a 503 that never ends: gives up after maxSubmitRetries, and says nothing of a bill', async () => {
+    server.options.intercept = req => (req.method === 'POST' ? { status: 503, raw: HTML } : 'continue')
+    const error = await failure(atlas(server, { maxSubmitRetries: 5 }).generate(job(dir)))
+    expect(server.submitAttempts).toBe(6)
+    expect(error.message).toMatch(/^Atlas Cloud failed while submitting a prediction \(HTTP 503: .*\)\. The fault is on the service's side; run again later\.$/)
+    expect(error).toMatchObject({ status: 503, retryable: true })
   })
 
   it('a connection refused before sending is sent again once the service is back', async () => {
@@ -91,7 +99,7 @@ describe('atlas submit: sent again only when the service did not take it', () =>
     expect(server.submitAttempts).toBe(1)
     expect(server.requests).toBe(1)
     expect(error.message).toMatch(/^Atlas Cloud failed while submitting a prediction \(HTTP \d+: .*Service Unavailable/)
-    expect(error.message).toContain('may have been accepted (and billed) anyway, so it was not sent again')
+    expect(error.message).toContain('may have been billed anyway, so it was not sent again')
     expect(error.message).toContain('run again')
     expect(error).toMatchObject({ status, retryable: false })
   })
@@ -101,7 +109,7 @@ describe('atlas submit: sent again only when the service did not take it', () =>
     const error = await failure(atlas(server).generate(job(dir)))
     expect(server.submitAttempts).toBe(1)
     expect(server.requests).toBe(1)
-    expect(error.message).toMatch(/^cannot reach Atlas Cloud at .*: \w+ \(while submitting a prediction\)\. The submit may have been accepted/)
+    expect(error.message).toMatch(/^cannot reach Atlas Cloud at .*: \w+ \(while submitting a prediction\)\. The submit may have been billed/)
     expect(error.retryable).toBe(false)
   })
 
@@ -110,12 +118,12 @@ describe('atlas submit: sent again only when the service did not take it', () =>
     const error = await failure(atlas(server, { requestTimeoutMs: 50 }).generate(job(dir)))
     expect(server.submitAttempts).toBe(1)
     expect(error.message).toContain('did not answer within 50ms')
-    expect(error.message).toContain('may have been accepted')
+    expect(error.message).toContain('may have been billed')
   })
 
-  it('a 429 that never ends: gives up after maxRetries and says what to do', async () => {
+  it('a 429 that never ends: gives up after maxSubmitRetries and says what to do', async () => {
     server.options.intercept = req => (req.method === 'POST' ? { status: 429, body: { message: 'slow down' } } : 'continue')
-    const error = await failure(atlas(server, { maxRetries: 3 }).generate(job(dir)))
+    const error = await failure(atlas(server, { maxSubmitRetries: 3 }).generate(job(dir)))
     expect(server.submitAttempts).toBe(4)
     expect(server.submits).toHaveLength(0)
     expect(error.message).toMatch(/^Atlas Cloud is rate limiting requests while submitting a prediction \(HTTP 429: slow down\)\. Run again in a while, or lower `concurrency`\.$/)

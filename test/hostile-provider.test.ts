@@ -174,7 +174,7 @@ describe('bodies that never end', () => {
   it('a submit answer that never ends is not read to its end, nor sent again', async () => {
     server.options.intercept = (req) => (req.method === 'POST' ? { status: 200, streamBytes: Number.POSITIVE_INFINITY } : 'continue')
     const { error } = await refused({ maxOutputBytes: 256 * 1024 })
-    expect(error.message).toMatch(/^Atlas Cloud sent an answer larger than 1\.3 MB \(while submitting a prediction\); refusing to read it\. The submit may have been accepted/)
+    expect(error.message).toMatch(/^Atlas Cloud sent an answer larger than 1\.3 MB \(while submitting a prediction\); refusing to read it\. The submit may have been billed/)
     expect(server.submitAttempts).toBe(1)
     expect(server.downloadsCutShort).toBe(1)
   })

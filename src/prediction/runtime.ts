@@ -23,8 +23,15 @@ const DEFAULTS = {
   timeoutMs: 300_000,
   /** Deadline for one HTTP request, body included. @default 30_000 */
   requestTimeoutMs: 30_000,
-  /** Retries of one request after a 429, a 5xx or a network error; of a submit, only when the service proves it did not take it (see `submit`). @default 4 */
+  /** Retries of one request (a poll, an upload, a download) after a 429, a 5xx or a network error. @default 4 */
   maxRetries: 4,
+  /**
+   * Resends of a submit the service surely did not take (429, 503, a connection that failed before the request was
+   * written; see `submit`). More than `maxRetries`, as the service is busiest when it refuses: at 50 % refusals one
+   * image in about 8,000 still gives up; at the default delays the waits add up to about 4 minutes at most (a
+   * `Retry-After` of up to a minute each replaces them). @default 12
+   */
+  maxSubmitRetries: 12,
   /** Wait before the first retry, doubling (with jitter) up to `maxRetryDelayMs`, unless the service sends `Retry-After`. @default 1000 */
   retryDelayMs: 1000,
   /** @default 30_000 */
@@ -43,10 +50,15 @@ const OUTPUT_LIFETIME_MS = 14 * 24 * 60 * 60 * 1000
 const EXPIRY_PLAUSIBLE_MS = 60 * 60 * 1000
 /** Transport failures that prove the submit never left this machine, so it was not billed. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT'])
+/** What a prediction id must be before it is journaled, shown or put in a URL. */
+const SAFE_ID = /^[A-Za-z0-9_.:-]{1,128}$/
+const SAFE_ID_SHAPE = 'up to 128 letters, digits, `_`, `.`, `:` or `-`'
+const running = ({ state }: Prediction) => state === 'pending' || state === 'unknown'
 
 interface Runtime extends Required<PredictionSettings> {
   service: PredictionService
   retry: RetryPolicy
+  submitRetry: RetryPolicy
   /** Reference uploads by content hash: in flight (one however many images share it), and done. */
   uploading: Map<string, Promise<string>>
   uploaded: Map<string, UploadRecord>
@@ -55,7 +67,7 @@ interface Runtime extends Required<PredictionSettings> {
 export function createPredictionProvider(service: PredictionService, settings: PredictionSettings = {}): Provider {
   const s = { ...DEFAULTS, ...Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) }
   const retry = { retries: s.maxRetries, baseDelayMs: s.retryDelayMs, maxDelayMs: s.maxRetryDelayMs }
-  const rt: Runtime = { ...s, service, retry, uploading: new Map(), uploaded: new Map() }
+  const rt: Runtime = { ...s, service, retry, submitRetry: { ...retry, retries: s.maxSubmitRetries }, uploading: new Map(), uploaded: new Map() }
   return { name: service.name, generate: (job) => generate(rt, job) }
 }
 
@@ -77,20 +89,24 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
     const resume = afresh ? undefined : journaled
     let prediction = resume ? undefined : await submit(rt, job, service.create(job.request, image))
     const { id, submittedAt } = resume ?? { id: prediction?.id, submittedAt: Date.now() }
+    // an id goes into files, messages and poll URLs: one that is no plain token (an echo of the request, say) is refused, unshown
+    if (prediction && (id === undefined ? running(prediction) : !SAFE_ID.test(id))) {
+      const what = id === undefined ? 'has no prediction id to poll' : `has a prediction id that is not ${SAFE_ID_SHAPE} (not shown)`
+      const hint = 'The submit may have been billed; nothing was journaled. Run again; if it persists, the API has changed.'
+      throw new ProviderError(`${service.title} accepted the submit but its answer ${what}.`, { hint })
+    }
     if (prediction && prediction.state !== 'failed' && id !== undefined) await job.onSubmitted?.({ id, submittedAt: new Date(submittedAt).toISOString() })
     deadline ??= Date.now() + rt.timeoutMs
     job.signal.throwIfAborted()
     const named = `${service.title} prediction${id === undefined ? '' : ` \`${id}\``}`
-    if (!prediction || prediction.state === 'pending') {
-      if (id === undefined) {
-        const hint = 'Run again; if it persists, the API has changed.'
-        throw new ProviderError(`${service.title} accepted the submit but its answer has no prediction id to poll.`, { hint })
-      }
+    if (!prediction || running(prediction)) {
       try {
-        prediction = await poll(rt, job, id, submittedAt, deadline, !resume)
+        // a journaled one has an id, and a submitted one without an id was refused above
+        prediction = await poll(rt, job, id!, submittedAt, deadline, !resume)
       } catch (error) {
-        // the journal outlived the prediction: what was paid is lost either way
-        if (resume && error instanceof ProviderError && [400, 404, 410].includes(error.status ?? 0)) continue
+        // the journal outlived the prediction: what was paid is lost either way. Only these two say so: a 400 or
+        // another 4xx may be a passing fault, and dropping the journal for it would pay again.
+        if (resume && error instanceof ProviderError && [404, 410].includes(error.status ?? 0)) continue
         throw error
       }
     }
@@ -204,13 +220,14 @@ async function send<T>({ service, requestTimeoutMs, maxOutputBytes }: Runtime, j
 
 /**
  * Sends the submit. There is no idempotency key: every submit that reaches the service is billed, and a client
- * that sends one again when unsure pays twice. So it is sent again only when the service proves it did not take it:
+ * that sends one again when unsure pays twice. So it is sent again (up to `maxSubmitRetries` times, with backoff
+ * and jitter, or after the `Retry-After` asked for) only when the service surely did not take it:
  * - 429: the service refused it before doing anything;
- * - 503 with `Retry-After` (or `retry_after`): the service itself saying it is busy and when to come back. A bare
- *   503 is not enough: proxies answer 503 after forwarding a request too ("upstream reset before headers"), and
- *   that one may have been taken and billed;
+ * - 503, with or without `Retry-After`: HTTP defines it as "not handled". A proxy that forwarded the request and
+ *   then answered 503 is the rare exception, and not resending would not protect against it: the next build submits
+ *   the same image again anyway;
  * - a connection that failed before the request was written (refused, no DNS, connect timeout).
- * Everything else is ambiguous and is never repeated: 500/502/504 and bare 503s (a gateway may have passed it on
+ * Everything else is ambiguous and is never repeated: 500, 502 and 504 (the service or a gateway may have taken it
  * before failing), a connection dropped or a timeout after the body was sent (it may have arrived), an answer we
  * could not read; its message says it may have been billed.
  *
@@ -219,11 +236,11 @@ async function send<T>({ service, requestTimeoutMs, maxOutputBytes }: Runtime, j
  * honoured right after, and during any wait.
  */
 function submit(rt: Runtime, job: GenerationJob, call: Call<Prediction>): Promise<Prediction> {
-  const notTaken = ({ error: { status }, code, retryAfterMs }: Failure) =>
-    status === 429 || (status === 503 && retryAfterMs !== undefined) || (status === undefined && code !== undefined && NOT_SENT_CODES.has(code))
-  const hint = `The submit may have been accepted (and billed) anyway, so it was not sent again: if no new prediction shows in your ${rt.service.title} dashboard, run again.`
+  const notTaken = ({ error: { status }, code }: Failure) =>
+    status === 429 || status === 503 || (status === undefined && code !== undefined && NOT_SENT_CODES.has(code))
+  const hint = `The submit may have been billed anyway, so it was not sent again: if no new prediction shows in your ${rt.service.title} dashboard, run again.`
   return withRetries(() => send(rt, job, call, new AbortController().signal), {
-    policy: rt.retry,
+    policy: rt.submitRetry,
     signal: job.signal,
     resend: notTaken,
     refused: ({ error }) => (error.status === undefined || error.status >= 500 ? error.with({ hint, retryable: false }) : error),
@@ -235,10 +252,15 @@ function request<T>(rt: Runtime, job: GenerationJob, call: Call<T>, deadline?: n
   return withRetries(() => send(rt, job, call), { policy: rt.retry, signal: job.signal, deadline })
 }
 
+/**
+ * Polls until the prediction ends or the deadline. A status the adapter does not know (`unknown`) is polled as a
+ * running one, but not past `timeoutMs` from the submit: then it is given up as over (`predictionOver`), so a new
+ * terminal status costs one deadline and the next run submits afresh, instead of blocking the image on every run.
+ */
 async function poll(rt: Runtime, job: GenerationJob, id: string, submittedAt: number, deadline: number, fresh: boolean): Promise<Prediction> {
   // a resumed prediction may be long done: look at once
   let wait = fresh ? rt.pollIntervalMs : 0
-  let lastStatus = 'unknown'
+  let last: Prediction | undefined
   for (let left = deadline - Date.now(); left > 0; left = deadline - Date.now()) {
     await sleep(Math.min(wait, left), job.signal)
     wait = nextPollWait(wait, rt)
@@ -247,10 +269,17 @@ async function poll(rt: Runtime, job: GenerationJob, id: string, submittedAt: nu
       if (error instanceof ProviderError && [400, 404].includes(error.status ?? 0) && Date.now() - submittedAt < rt.warmUpMs) return undefined
       throw error
     })
-    lastStatus = prediction?.status ?? lastStatus
-    if (prediction && prediction.state !== 'pending') return prediction
+    last = prediction ?? last
+    if (last && !running(last)) return last
+    if (last?.state === 'unknown' && Date.now() - submittedAt >= rt.timeoutMs) break
   }
-  const reason = `${rt.service.title} prediction \`${id}\` did not finish within ${seconds(rt.timeoutMs)} (last status \`${lastStatus}\`).`
+  const status = `\`${last?.status ?? 'unknown'}\``
+  if (last?.state === 'unknown') {
+    const reason = `${rt.service.title} prediction \`${id}\` is still ${status}, a status unplugin-imagegen does not know, ${seconds(Date.now() - submittedAt)} after its submit; it is given up.`
+    const hint = 'Run again to generate it afresh; if the service reports a new running status, please open an issue.'
+    throw new ProviderError(reason, { hint, predictionId: id, predictionOver: true })
+  }
+  const reason = `${rt.service.title} prediction \`${id}\` did not finish within ${seconds(rt.timeoutMs)} (last status ${status}).`
   const hint = 'It is paid for: the next run polls it again instead of submitting; raise `timeoutMs` to wait longer.'
   throw new ProviderError(reason, { hint, predictionId: id, retryable: true })
 }

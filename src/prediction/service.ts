@@ -39,9 +39,10 @@ export type Output = { kind: 'url'; url: string } | { kind: 'data-url'; contentT
 
 export interface Prediction extends Pick<GenerationResult, 'createdAt' | 'completedAt' | 'predictTime'> {
   id?: string
-  /** As the service wrote it. */
+  /** As the service wrote it, scrubbed. */
   status?: string
-  state: 'pending' | 'succeeded' | 'failed'
+  /** `unknown`: a status the adapter has never seen; polled as `pending`, but only up to the deadline (see runtime.ts `poll`). */
+  state: 'pending' | 'unknown' | 'succeeded' | 'failed'
   outputs: Output[]
   /** What the first output entry that is none of the above is, e.g. "a `file:` URL". */
   unusableOutput?: string

@@ -2,7 +2,7 @@
  * Atlas Cloud as a prediction service: its paths, its bearer auth, readers of its answers (which accept every shape
  * it has shown over time) and the words users read when it says no. Waiting, retrying and paying once are src/prediction/'s.
  */
-import { clip, ProviderError } from '../core/errors'
+import { clip, ProviderError, scrub } from '../core/errors'
 import { createPredictionProvider, type PredictionSettings } from '../prediction/runtime'
 import { LATER, type Answer, type Call, type Doing, type Output, type Prediction, type PredictionService } from '../prediction/service'
 import type { Provider, ProviderRequest } from './types'
@@ -14,16 +14,17 @@ export interface AtlasProviderOptions extends PredictionSettings {
   baseURL?: string
 }
 
-/** Atlas's own, then those of other prediction services: none of them changes again. */
-const FAILED = new Set(['failed', 'error', 'canceled', 'cancelled', 'timeout', 'aborted', 'expired', 'rejected', 'terminated'])
+/** Statuses of Atlas's own and of other prediction services (ATLAS_API.md § 2): running ones, and failures that never change again. */
+const RUNNING = new Set(['processing', 'created', 'starting', 'queued', 'pending', 'running', 'in_progress'])
+const FAILED = new Set(['failed', 'error', 'canceled', 'cancelled', 'timeout', 'timed_out', 'aborted', 'expired', 'rejected', 'terminated'])
 
 type Read<T> = (payload: Record<string, unknown>, body: Record<string, unknown>) => T | ProviderError
 
 export function createAtlasProvider({ apiKey: key, baseURL: url, ...settings }: AtlasProviderOptions = {}): Provider {
   const apiKey = key?.trim() || undefined
   const baseURL = (url?.trim() || 'https://api.atlascloud.ai').replace(/\/+$/, '')
-  // a service may echo what it was sent: the key never travels on in a message
-  const redact = (text: string) => (apiKey && apiKey.length >= 4 ? text.split(apiKey).join('***') : text)
+  // a service may echo what it was sent, whole or cut: no piece of the key travels on in a message
+  const redact = (text: string) => scrub(text, apiKey)
   const call = <T>(path: string, doing: Doing, read: Read<T>, body?: string | FormData): Call<T> => ({
     ...doing,
     url: `${baseURL}/api/v1/model/${path}`,
@@ -32,8 +33,9 @@ export function createAtlasProvider({ apiKey: key, baseURL: url, ...settings }: 
     read: (answer) => readAnswer(answer, doing, redact, read),
   })
   const prediction: Read<Prediction> = (payload, body) => {
-    const { id, status, error, ...rest } = readPrediction(payload, body)
-    return { ...rest, id: id && redact(id), status: status && redact(status), error: error && redact(error) }
+    const { id, status, error, unusableOutput, ...rest } = readPrediction(payload, body)
+    const [shownStatus, why, unusable] = [status && clip(redact(status), 60), error && redact(error), unusableOutput && redact(unusableOutput)]
+    return { ...rest, id: id && redact(id), status: shownStatus, error: why, unusableOutput: unusable }
   }
   const service: PredictionService = {
     name: 'atlas',
@@ -42,7 +44,13 @@ export function createAtlasProvider({ apiKey: key, baseURL: url, ...settings }: 
     unreachableHint: 'Check the network and `ATLASCLOUD_BASE_URL`, then run again.',
     check() {
       if (!apiKey) throw new ProviderError('no Atlas Cloud API key.', { hint: 'Set `ATLASCLOUD_API_KEY` (or the `apiKey` option) to generate images.' })
-      if (!URL.canParse(baseURL) || !/^https?:$/.test(new URL(baseURL).protocol))
+      const url = URL.parse(baseURL)
+      // it would be shown in messages and kept with uploads: refused unshown (parsed or not), before anything is sent
+      if (url?.username || url?.password || /^[^/?#]*\/\/[^/?#]*@/.test(baseURL))
+        throw new ProviderError('the Atlas Cloud base URL holds a user name or password (`user:pass@`); it is not shown and nothing was sent.', {
+          hint: 'Remove them from `ATLASCLOUD_BASE_URL` (or the `baseURL` option): the API key is the only credential, in `ATLASCLOUD_API_KEY`.',
+        })
+      if (!url || !/^https?:$/.test(url.protocol))
         throw new ProviderError(`the Atlas Cloud base URL \`${baseURL}\` is not an http(s) URL.`, { hint: 'Check `ATLASCLOUD_BASE_URL` or the `baseURL` option.' })
     },
     redact,
@@ -92,7 +100,7 @@ function answerError(status: number | undefined, label: string, text: string | u
   if (status === 422) return fail(`Atlas Cloud rejected the parameters ${at}.`, "Check the image spec's fields and `input`.")
   if (status === 429) return fail(`Atlas Cloud is rate limiting requests ${at}.`, 'Run again in a while, or lower `concurrency`.', { retryable: true })
   if (status !== undefined && status >= 500) return fail(`Atlas Cloud failed ${at}.`, LATER, { retryable: true })
-  if (status === 404 && doing.predictionId) {
+  if ((status === 404 || status === 410) && doing.predictionId) {
     const reason = `Atlas Cloud does not know prediction \`${doing.predictionId}\` ${said}; outputs and predictions expire after about 14 days.`
     return fail(reason, 'Run again to generate the image afresh.', { predictionOver: true })
   }
@@ -101,6 +109,8 @@ function answerError(status: number | undefined, label: string, text: string | u
 
 const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 const readString = (value: unknown) => (typeof value === 'string' && value !== '' ? value : undefined)
+/** An ISO 8601 date and time, else nothing: it is kept in cache records, so no other text from the service is. */
+const readDate = (value: unknown) => (typeof value === 'string' && /^\d{4}-\d\d-\d\d[T ][\d:.]+(?:Z|[+-]\d\d:?\d\d)?$/i.test(value) ? value : undefined)
 
 export function readCode(code: unknown): number | undefined {
   if (typeof code === 'number' && Number.isFinite(code)) return code
@@ -124,13 +134,10 @@ export function readPredictionId(payload: Record<string, unknown>): string | und
   return id === undefined ? undefined : String(id).trim()
 }
 
-/**
- * Case-insensitive. Any other status (`queued`, `processing`, … or one never seen before) is pending: the
- * caller's deadline bounds it, and a new running state is likelier than a new terminal one.
- */
+/** Case-insensitive. A status never seen before is `unknown`: polled on, but given up at the deadline (runtime.ts `poll`). */
 export function classifyStatus(status: string): Prediction['state'] {
   const s = status.trim().toLowerCase()
-  return s === 'completed' || s === 'succeeded' ? 'succeeded' : FAILED.has(s) ? 'failed' : 'pending'
+  return s === 'completed' || s === 'succeeded' ? 'succeeded' : FAILED.has(s) ? 'failed' : RUNNING.has(s) ? 'pending' : 'unknown'
 }
 
 /** One output entry: a URL, a `data:` URL, raw base64 or `{ url }`; undefined if none of these. */
@@ -193,8 +200,8 @@ export function readPrediction(payload: Record<string, unknown>, envelope?: Reco
     outputs,
     ...(unusable !== undefined && { unusableOutput: scheme ? `a \`${scheme.toLowerCase()}:\` URL` : 'not a URL' }),
     error: state === 'failed' ? readErrorText(payload, envelope === payload ? undefined : envelope) : undefined,
-    createdAt: readString(payload.created_at ?? payload.createdAt),
-    completedAt: readString(payload.completed_at ?? payload.completedAt),
+    createdAt: readDate(payload.created_at ?? payload.createdAt),
+    completedAt: readDate(payload.completed_at ?? payload.completedAt),
     predictTime: Number.isFinite(seconds) ? seconds : undefined,
   }
 }
