@@ -149,7 +149,33 @@ export function displayPath(root: string, file: string): string {
 /** `1 image`, `2 images`; `many` for irregular plurals. */
 export const plural = (n: number, word: string, many = `${word}s`): string => `${n} ${n === 1 ? word : many}`
 
-/** One line of at most `max` characters. */
+/** The shortest piece of a secret that `scrub` removes: shorter ones match ordinary text too often. */
+const PIECE = 8
+
+/**
+ * `text` without `secret`: every run of characters made of its pieces of 8 or more (the whole secret when shorter,
+ * nothing when under 4 characters) becomes `***`, so an echo that was cut, by us or by whoever sent it, leaves no
+ * usable part. Scrub before `clip`ping, never after: the clip may cut a secret that nothing then recognises.
+ */
+export function scrub(text: string, secret: string | undefined): string {
+  if (!secret || secret.length < 4) return text
+  if (secret.length <= PIECE) return text.split(secret).join('***')
+  const pieces = new Set<string>()
+  for (let i = 0; i + PIECE <= secret.length; i++) pieces.add(secret.slice(i, i + PIECE).replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+  const piece = new RegExp([...pieces].join('|'), 'g')
+  let out = ''
+  // `from`: the first character not yet copied; `end`: where the last run of pieces ends (touching runs are one)
+  let from = 0
+  let end = -1
+  // every start, overlapping ones too
+  for (let m = piece.exec(text); m; piece.lastIndex = m.index + 1, m = piece.exec(text)) {
+    if (m.index > end) out += `${text.slice(from, m.index)}***`
+    end = from = m.index + PIECE
+  }
+  return out + text.slice(from)
+}
+
+/** One line of at most `max` characters. Text from a service is `scrub`bed first. */
 export function clip(text: string, max: number): string {
   const line = text.replace(/\s+/g, ' ').trim()
   return line.length > max ? `${line.slice(0, max - 1)}…` : line
