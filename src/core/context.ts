@@ -6,7 +6,7 @@ import { formatLocation, ImagegenError, plural, PREFIX } from './errors'
 import { Code, imageModule, ModuleImports, type ImageModuleValue } from './module-code'
 import { BillGuard, imageLabel, missingImagesError, type PlannedImage } from './plan'
 import { Project, type ReadManifest } from './project'
-import { GenerationError, type Scheduler } from './scheduler'
+import { GenerationError, type MadeImage, type Scheduler } from './scheduler'
 
 export interface LoadedManifest extends ReadManifest {
   /** The cached image of each key; absent for images that could not be made. */
@@ -87,7 +87,10 @@ export class ImagegenContext {
     this.guard = new BillGuard(this.options.maxNewImages)
     this.scheduler = this.project.scheduler({
       signal: this.aborter.signal,
-      onEvent: (e) => e.type === 'waiting' && this.log.warn(`waiting for ${imageLabel(e.image)}: another process is making it (${e.holder})`),
+      onEvent: (e) => {
+        if (e.type === 'waiting') this.log.warn(`waiting for ${imageLabel(e.image)}: another process is making it (${e.holder})`)
+        if (e.type === 'warning') this.log.warn(`${imageLabel(e.image)}: ${e.message}`)
+      },
     })
   }
 
@@ -140,10 +143,10 @@ export class ImagegenContext {
     return { ...read, images, generating }
   }
 
-  private async generate(missing: readonly PlannedImage[]): Promise<CachedImage[]> {
+  private async generate(missing: readonly PlannedImage[]): Promise<MadeImage[]> {
     this.guard.take(missing)
     const generated = await this.scheduler.generate(missing)
-    for (const cached of generated) this.build.tally.set(cached.record.key, 'generated')
+    for (const made of generated) this.build.tally.set(made.record.key, made.elsewhere ? 'cached' : 'generated')
     return generated
   }
 
@@ -152,7 +155,7 @@ export class ImagegenContext {
     const derived = await Promise.all(
       loaded.entries.map(async (entry) => {
         const cached = loaded.images.get(entry.key)
-        return cached && this.deriver.derive(cached, entry.spec)
+        return cached && this.deriver.derive(cached, entry.spec, entry)
       }),
     )
     // URLs are asked for in entry order: a module's imports come out the same in every build.

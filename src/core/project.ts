@@ -45,7 +45,8 @@ export class Project {
   private readonly parsed = new Map<string, { digest: string; read: ReadManifest }>()
 
   constructor(readonly options: ResolvedOptions) {
-    this.cache = new ImageCache(options.cacheDir)
+    // images hashed once per machine: the memo of verified files lives with the other derived data
+    this.cache = new ImageCache(options.cacheDir, join(options.derivedCacheDir, 'verified.json'))
     // parsed manifests are kept per version of this package (bundled at build time)
     this.store = new ParsedStore(join(options.derivedCacheDir, 'manifests'), version)
     const filter = createFilter(options.include, options.exclude, { resolve: options.root })

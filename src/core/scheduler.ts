@@ -18,7 +18,7 @@ export type GenerateEvent =
   | { type: 'finish'; generated: number; failed: number; seconds: number }
 
 /** An image this run has now; `elsewhere` when another process made it while this one waited for its lock (cached here, not generated). */
-export interface GeneratedImage extends CachedImage {
+export interface MadeImage extends CachedImage {
   elsewhere?: true
 }
 
@@ -36,7 +36,7 @@ export class GenerationError extends ImagegenError {
   override name = 'GenerationError'
   constructor(
     readonly failures: { image: PlannedImage; error: Error }[],
-    readonly generated: GeneratedImage[],
+    readonly generated: MadeImage[],
   ) {
     const others = generated.length ? ` (${plural(generated.length, 'other was', 'others were')} generated and cached)` : ''
     const lines = failures.map(({ image, error }) => `  ${image.entries.map(entryLabel).join(', ')}: ${error.message}`)
@@ -53,7 +53,7 @@ export class GenerationError extends ImagegenError {
  */
 export class Scheduler {
   private readonly limit: LimitFunction
-  private readonly inFlight = new Map<string, Promise<GeneratedImage>>()
+  private readonly inFlight = new Map<string, Promise<MadeImage>>()
   /** When the limit was last lowered: a 429 to a request sent before then is news already acted on. */
   private loweredAt = Number.NEGATIVE_INFINITY
 
@@ -70,12 +70,12 @@ export class Scheduler {
    * Generates every image of `missing`; throws a `GenerationError` listing every failure after the others finished,
    * or before anything is submitted the cache's error when its journal cannot be written.
    */
-  async generate(missing: readonly PlannedImage[]): Promise<GeneratedImage[]> {
+  async generate(missing: readonly PlannedImage[]): Promise<MadeImage[]> {
     const started = performance.now()
     if (missing.length > 0) await this.options.cache.prepare()
     this.emit({ type: 'start', total: missing.length })
     const settled = await Promise.allSettled(missing.map((image) => this.run(image)))
-    const generated: GeneratedImage[] = []
+    const generated: MadeImage[] = []
     const failures: { image: PlannedImage; error: Error }[] = []
     settled.forEach((result, i) => {
       if (result.status === 'fulfilled') generated.push(result.value)
@@ -90,7 +90,7 @@ export class Scheduler {
     this.options.onEvent?.(event)
   }
 
-  private run(image: PlannedImage): Promise<GeneratedImage> {
+  private run(image: PlannedImage): Promise<MadeImage> {
     let job = this.inFlight.get(image.key)
     if (!job) {
       job = this.limit(() => this.generateOne(image))
@@ -109,7 +109,7 @@ export class Scheduler {
     this.loweredAt = performance.now()
   }
 
-  private async generateOne(image: PlannedImage): Promise<GeneratedImage> {
+  private async generateOne(image: PlannedImage): Promise<MadeImage> {
     const { cache, signal } = this.options
     signal?.throwIfAborted()
     const started = performance.now()

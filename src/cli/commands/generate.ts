@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { clip, forTerminal, ImagegenError, plural } from '../../core/errors'
 import { BillGuard, forceName, imageLabel, missingImagesError, planImages, type PlannedImage } from '../../core/plan'
 import type { Project } from '../../core/project'
-import { GenerationError, type GeneratedImage } from '../../core/scheduler'
+import { GenerationError, type MadeImage } from '../../core/scheduler'
 import type { Command } from '../args'
 import { jsonEntry, jsonHeader } from '../json'
 import { barReporter } from '../progress'
@@ -28,7 +28,7 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
   const guard = new BillGuard(options.maxNewImages)
   const withinLimit = guard.fits(plan.missing)
   const started = performance.now()
-  let generated: GeneratedImage[] = []
+  let generated: MadeImage[] = []
   let failed: { image: PlannedImage; error: Error }[] = []
   let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined
 
