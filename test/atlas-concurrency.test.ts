@@ -126,7 +126,7 @@ describe('atlas chaos', () => {
       }
       if (roll < 0.5) {
         refused[503]++
-        // a busy service says when to come back; a bare 503 would not be trusted for a submit
+        // a busy service that says when to come back (bare 503s: test/trust-provider.test.ts)
         return { status: 503, raw: '<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>', headers: { 'retry-after': '0' } }
       }
       return 'continue'

@@ -28,6 +28,18 @@ function project(manifest: string, files: Record<string, string> = {}): string {
   return root
 }
 
+/** `imagegen <args>` in this process, in `root`, with only `env` (and PATH) for its environment. */
+async function cli(root: string, args: string[], env: Record<string, string>) {
+  const output = { stdout: '', stderr: '' }
+  const stderr = Object.assign(new PassThrough(), { isTTY: false, columns: 80 })
+  const code = await runCli(args, {
+    cwd: root,
+    env: { PATH: process.env.PATH, ...env },
+    terminal: { out: (line) => void (output.stdout += `${line}\n`), err: (line) => void (output.stderr += `${line}\n`), stderr, interactive: false },
+  })
+  return { code, output }
+}
+
 const journal = (root: string) => (existsSync(join(root, '.imagegen', 'pending')) ? readdirSync(join(root, '.imagegen', 'pending')) : [])
 
 /** Journals `entry` as submitted by an earlier run, as prediction `id`, `ageMs` ago. */
@@ -201,14 +213,8 @@ describe('strings from the service are scrubbed before they are written or print
     expect(readdirSync(join(root, '.imagegen', 'images')).filter((f) => f.endsWith('.json'))).toHaveLength(1)
 
     // the CLI, over the three images left, in the same project
-    const output = { stdout: '', stderr: '' }
-    const stderr = Object.assign(new PassThrough(), { isTTY: false, columns: 80 })
     writeProject(root, { 'imagegen.config.json': JSON.stringify({ timeoutMs: 300, pollIntervalMs: 5 }) })
-    const code = await runCli(['generate', '--json'], {
-      cwd: root,
-      env: { PATH: process.env.PATH, ATLASCLOUD_API_KEY: KEY, ATLASCLOUD_BASE_URL: server.url },
-      terminal: { out: (line) => void (output.stdout += `${line}\n`), err: (line) => void (output.stderr += `${line}\n`), stderr, interactive: false },
-    })
+    const { code, output } = await cli(root, ['generate', '--json'], { ATLASCLOUD_API_KEY: KEY, ATLASCLOUD_BASE_URL: server.url })
     expect(code).toBe(1)
     expect(JSON.parse(output.stdout)).toMatchObject({ ok: false })
     expect(output.stdout).toContain('refused: authorization was Bearer ***')
@@ -240,14 +246,8 @@ describe('strings from the service are scrubbed before they are written or print
 describe('a base URL with credentials', () => {
   it('`ATLASCLOUD_BASE_URL=http://user:pass@host` is refused before anything is sent, naming the variable and not the password', async () => {
     const root = project('prompt: A lighthouse at dusk\nwidth: 64\nheight: 64\n')
-    const output = { stdout: '', stderr: '' }
-    const stderr = Object.assign(new PassThrough(), { isTTY: false, columns: 80 })
     const baseURL = server.url.replace('http://', 'http://imagegen:hunter2-pass@')
-    const code = await runCli(['generate'], {
-      cwd: root,
-      env: { PATH: process.env.PATH, ATLASCLOUD_API_KEY: 'test-key', ATLASCLOUD_BASE_URL: baseURL },
-      terminal: { out: (line) => void (output.stdout += `${line}\n`), err: (line) => void (output.stderr += `${line}\n`), stderr, interactive: false },
-    })
+    const { code, output } = await cli(root, ['generate'], { ATLASCLOUD_API_KEY: 'test-key', ATLASCLOUD_BASE_URL: baseURL })
     expect(code).toBe(1)
     expect(server.requests).toBe(0)
     expect(output.stderr).toContain('the Atlas Cloud base URL holds a user name or password')
