@@ -33,8 +33,9 @@ describe('the packed package', () => {
       expect(files).toContain(`dist/${entry}.cjs`)
       expect(files).toContain(`dist/${entry}.d.ts`)
     }
-    expect(files).toContain('client.d.ts')
+    expect(files).toContain('client.d.cts')
     expect(files).toContain('dist/cli.js')
+    expect(files).toContain('LICENSE')
     expect(files.some((f) => f.startsWith('src/') || f.startsWith('test/'))).toBe(false)
   })
 
@@ -51,6 +52,26 @@ describe('the packed package', () => {
     `
     expect(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: project, encoding: 'utf8' }).trim()).toBe('function function')
   })
+
+  it('ships its code once: the CJS entries and the CLI use the ESM chunks', () => {
+    const dist = join(project, 'node_modules/unplugin-imagegen/dist')
+    const code = readdirSync(dist).filter((f) => /\.c?js$/.test(f))
+    expect(code.filter((f) => f.includes('chunk-') && f.endsWith('.cjs'))).toEqual([])
+    expect(code.filter((f) => readFileSync(join(dist, f), 'utf8').includes('ImageCache = class'))).toHaveLength(1)
+  })
+
+  it('is typed right for node10, node16 (CJS and ESM) and bundlers, and lints clean (attw, publint)', async () => {
+    // attw exits non-zero on any problem
+    expect(execFileSync(join(repo, 'node_modules/.bin/attw'), ['--pack', repo], { encoding: 'utf8' })).toContain('No problems found')
+    const { publint } = await import('publint')
+    expect((await publint({ pkgDir: join(project, 'node_modules/unplugin-imagegen') })).messages).toEqual([])
+    // the call attw's "Missing export =" was about: a `.cts` config under node16
+    writeProject(project, {
+      'config.cts': "import imagegen = require('unplugin-imagegen/vite')\nexport const plugins = [imagegen({ provider: 'placeholder' })]\n",
+      'tsconfig.cts.json': JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: 'node16', moduleResolution: 'node16', skipLibCheck: true, types: [] }, files: ['config.cts'] }),
+    })
+    expect(() => execFileSync(process.execPath, [join(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.cts.json'], { cwd: project, encoding: 'utf8' })).not.toThrow()
+  }, 120_000)
 
   it('exports from its root only the plugin and the documented API (the README\'s "API" table)', () => {
     const script = `console.log(Object.keys(await import('unplugin-imagegen')).sort().join(' '))`

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // The `imagegen` executable: the process around `run()`.
 import { run } from './run'
 import { EXIT } from './terminal'

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { readJsonSync, writeFileAtomic } from './atomic'
 import type { CachedImage } from './cache'
 import { canonicalJSON } from './canonical'
@@ -136,9 +136,13 @@ export class Deriver {
   }
 }
 
+let sharpPackage: { version: string; config?: { libvips?: string } } | undefined
+/** The versions that decide sharp's output, read from its package.json (which it does not export) without loading sharp. */
+const sharpVersions = () =>
+  (sharpPackage ??= readJsonSync(join(dirname(createRequire(import.meta.url).resolve('sharp')), '..', 'package.json')) as typeof sharpPackage)!
+
 function derivedKey(original: CachedImage, transform: Transform): string {
-  // The versions that decide sharp's output, read from its package.json without loading sharp.
-  const sharp = createRequire(import.meta.url)('sharp/package.json') as { version: string; config?: { libvips?: string } }
+  const sharp = sharpVersions()
   const format = transform.format === 'original' ? original.record.format : transform.format
   const inputs = {
     v: DERIVE_VERSION,

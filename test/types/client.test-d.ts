@@ -1,4 +1,4 @@
-/// <reference types="../../client" />
+/// <reference path="../../client.d.cts" />
 import { describe, expectTypeOf, it } from 'vitest'
 import hero from './hero.images.yaml'
 import art from './art.images.yml'
