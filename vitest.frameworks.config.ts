@@ -2,8 +2,8 @@ import { defineConfig } from 'vitest/config'
 
 /**
  * The framework harness: real Vite SSR, Astro, SvelteKit, Nuxt and Next.js apps from examples/,
- * each installed with the packed package, built, served and checked in headless Chromium.
- * `npx vitest run --config vitest.frameworks.config.ts` (2–3 minutes with a warm npm cache; see test/frameworks/README.md).
+ * each installed with the packed package, built, served, run in dev, and checked in headless Chromium.
+ * `npx vitest run --config vitest.frameworks.config.ts` (4–6 minutes with a warm npm cache, builds and dev servers; see test/frameworks/README.md).
  */
 export default defineConfig({
   test: {

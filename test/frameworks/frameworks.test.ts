@@ -1,14 +1,15 @@
 /**
  * Do generated images work in real framework apps, as a user would see them?
  *
- *   npx vitest run --config vitest.frameworks.config.ts        (2–3 minutes with a warm npm cache)
+ *   npx vitest run --config vitest.frameworks.config.ts        (4–6 minutes with a warm npm cache)
  *   IMAGEGEN_FRAMEWORKS=astro,next npx vitest run --config vitest.frameworks.config.ts
  *
  * The package is built and packed once (`npm run build`, `npm pack`). Each app under examples/
  * (vite-ssr, astro, sveltekit, nuxt, next) is copied to a temp folder outside the repository,
  * installed from its own lock file (`npm ci`) plus the tarball (`npm install --no-save`), built
  * with its own scripts, and served as in production: its own server on 127.0.0.1 (SSR apps) or
- * a plain static server (static output). Then, for each app:
+ * a plain static server (static output); then, after all its builds, its dev server(s) with every
+ * image already in the app's cache (`imagegen generate`). Then, for each build and dev server:
  *
  * - the server-rendered HTML: every `<img>`/`<source>` `src` and `srcset` candidate is an
  *   http(s) URL of the app's own server or a root-relative URL — never `file:`, never a
