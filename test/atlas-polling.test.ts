@@ -49,7 +49,7 @@ describe('atlas polling: statuses', () => {
   it('an unknown status is polled only until the deadline, then the prediction is given up as over', async () => {
     server.options = { pendingStatus: 'Mystery_State', latencyMs: 60_000 }
     const error = await failure(atlas(server, { timeoutMs: 60 }).generate(job(dir)))
-    expect(error.message).toMatch(/^Atlas Cloud prediction `pred_\d+` is still `Mystery_State`, a status unplugin-imagegen does not know, \S+ after its submit; it is given up\. Run again to generate it afresh/)
+    expect(error.message).toMatch(/^Atlas Cloud prediction `pred_\d+` is still `Mystery_State`, a status unplugin-imagegen does not know, more than 60ms after its submit; it is given up\. Run again to generate it afresh/)
     expect(error.predictionId).toBe(error.message.match(/`(pred_\d+)`/)![1])
     // a status never seen before must not block the image on every run: its journal entry goes
     expect(error).toMatchObject({ predictionOver: true, retryable: false })

@@ -10,7 +10,7 @@ import sharp from 'sharp'
 import { describe, expect, it } from 'vitest'
 import { ImageCache } from '../src/core/cache'
 import { ManifestError } from '../src/core/errors'
-import { atlas, build, entriesOf, useAtlasServer } from './helpers/atlas'
+import { atlas, build, entriesOf, failure, job, useAtlasServer } from './helpers/atlas'
 import { tempDir } from './helpers/temp'
 
 const server = useAtlasServer()
@@ -156,5 +156,23 @@ describe('reference images that are refused before anything is sent', () => {
     writeFileSync(join(dir, 'sub', 'notes.png'), 'API_KEY=do-not-upload-me\n')
     expect(await refused(dir, 'notes.png')).toMatch(/`image` must be a PNG, JPEG, WebP or AVIF image \("notes\.png" is not\)/)
     expect(readdirSync(dir)).not.toContain('.imagegen')
+  })
+})
+
+describe('atlas reference images: the upload answer', () => {
+  // a vite build earlier in the same process makes undici refuse Node's FormData: kept apart from test/trust-provider.test.ts
+  it('a URL that echoes a piece of the key is not kept, and nothing is submitted', async () => {
+    const KEY = 'sk-TRUST-4f1c9e7a2b5d8c3f6a0e9b1d'
+    server.options = { apiKey: KEY }
+    server.options.intercept = (req) =>
+      req.path.endsWith('/uploadMedia') ? { status: 200, body: { code: 200, data: { download_url: `https://cdn.example/${KEY.slice(0, -1)}/sketch.png` } } } : 'continue'
+    const { dir } = await project()
+    const kept: unknown[] = []
+    const uploads = { get: async () => undefined, set: async (_: string, record: unknown) => void kept.push(record) }
+    const error = await failure(atlas(server, { apiKey: KEY }).generate(job(dir, { image: join(dir, 'refs', 'sketch.png') }, { uploads })))
+    expect(error.message).toContain('with a URL that holds the API key; it is not kept')
+    expect(error.message).not.toMatch(/4f1c9e7a|TRUST-4f/)
+    expect(kept).toEqual([])
+    expect(server.submitAttempts).toBe(0)
   })
 })

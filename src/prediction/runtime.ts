@@ -275,7 +275,7 @@ async function poll(rt: Runtime, job: GenerationJob, id: string, submittedAt: nu
   }
   const status = `\`${last?.status ?? 'unknown'}\``
   if (last?.state === 'unknown') {
-    const reason = `${rt.service.title} prediction \`${id}\` is still ${status}, a status unplugin-imagegen does not know, ${seconds(Date.now() - submittedAt)} after its submit; it is given up.`
+    const reason = `${rt.service.title} prediction \`${id}\` is still ${status}, a status unplugin-imagegen does not know, more than ${seconds(rt.timeoutMs)} after its submit; it is given up.`
     const hint = 'Run again to generate it afresh; if the service reports a new running status, please open an issue.'
     throw new ProviderError(reason, { hint, predictionId: id, predictionOver: true })
   }

@@ -64,6 +64,8 @@ export function createAtlasProvider({ apiKey: key, baseURL: url, ...settings }: 
         const urls = [payload.download_url, payload.downloadUrl, payload.url, body.url, body.download_url]
         const found = urls.find((v): v is string => typeof v === 'string' && /^https?:\/\//i.test(v.trim()))?.trim()
         const hint = 'Run again; if it persists, the upload API has changed.'
+        // the URL is kept in .imagegen/uploads: one that echoes the key is not
+        if (found && redact(found) !== found) return new ProviderError(`Atlas Cloud answered the upload of ${name} with a URL that holds the API key; it is not kept.`, { hint })
         return found ?? new ProviderError(`Atlas Cloud accepted the reference image ${name} but its answer has no \`download_url\`.`, { hint })
       }
       return call('uploadMedia', { action: `uploading the reference image ${name}` }, url, form)
