@@ -40,6 +40,9 @@ async function cli(root: string, args: string[], env: Record<string, string>) {
   return { code, output }
 }
 
+/** What `promise` was rejected with; a test fails if it resolves. */
+const rejection = (promise: Promise<unknown>) => promise.then(() => expect.fail('it succeeded'), (e: unknown) => e as Error)
+
 const journal = (root: string) => (existsSync(join(root, '.imagegen', 'pending')) ? readdirSync(join(root, '.imagegen', 'pending')) : [])
 
 /** Journals `entry` as submitted by an earlier run, as prediction `id`, `ageMs` ago. */
@@ -84,7 +87,7 @@ describe('statuses that end a prediction, and ones never seen before', () => {
     const root = project('prompt: A lighthouse at dusk\nwidth: 64\nheight: 64\n')
     let polls = 0
     server.options.intercept = (req) => (isPoll(req) && ++polls ? { status: 200, body: { code: 200, data: { id: req.path.split('/').pop(), status: 'aborted' } } } : 'continue')
-    const error = await viteBuild(root, { provider: atlas(server) }).catch((e: unknown) => e as Error)
+    const error = await rejection(viteBuild(root, { provider: atlas(server) }))
     expect(error.message).toMatch(/prediction `pred_\d+` ended as `aborted`/)
     expect(polls).toBe(1)
     expect(journal(root)).toEqual([])
@@ -97,7 +100,7 @@ describe('statuses that end a prediction, and ones never seen before', () => {
   it('a status never seen before, polled past the deadline: given up as over, so the next run submits afresh', async () => {
     const root = project('prompt: A lighthouse at dusk\nwidth: 64\nheight: 64\n')
     server.options = { pendingStatus: 'awaiting_moderation', latencyMs: 60_000 }
-    const error = await viteBuild(root, { provider: atlas(server, { timeoutMs: 100 }) }).catch((e: unknown) => e as Error)
+    const error = await rejection(viteBuild(root, { provider: atlas(server, { timeoutMs: 100 }) }))
     expect(error.message).toMatch(/prediction `pred_\d+` is still `awaiting_moderation`, a status unplugin-imagegen does not know/)
     expect(journal(root)).toEqual([])
 
@@ -114,7 +117,7 @@ describe('statuses that end a prediction, and ones never seen before', () => {
     server.options.intercept = (req) =>
       req.path.endsWith('/prediction/pred_old') && ++polls ? { status: 200, body: { code: 200, data: { id: 'pred_old', status: 'on_hold' } } } : 'continue'
     const { cache, run } = build(dir, atlas(server, { timeoutMs: 200 }))
-    const error = await run([entry!]).catch((e: unknown) => e as Error)
+    const error = await rejection(run([entry!]))
     expect(error.message).toContain('`pred_old` is still `on_hold`')
     expect(polls).toBe(1)
     expect(await cache.readPending(entry!.key)).toBeUndefined()
@@ -132,7 +135,7 @@ describe('a resumed prediction is gone only when its poll answers 404 or 410', (
     await journaled(dir, entry!, 'pred_paid', 60 * 60_000)
     server.options.intercept = (req) => (isPoll(req) ? { status, body: { code: status, message: 'bad request' } } : 'continue')
     const { cache, run } = build(dir, atlas(server))
-    const error = await run([entry!]).catch((e: unknown) => e as Error)
+    const error = await rejection(run([entry!]))
     expect(error.message).toContain(`HTTP ${status}`)
     expect(server.submitAttempts).toBe(0)
     expect((await cache.readPending(entry!.key))?.state.id).toBe('pred_paid')
@@ -196,8 +199,8 @@ describe('strings from the service are scrubbed before they are written or print
     process.stderr.write = ((chunk: string | Uint8Array) => (printed.push(String(chunk)), true)) as typeof process.stderr.write
     for (const name of ['log', 'info', 'warn', 'error'] as const) console[name] = (...args: unknown[]) => void printed.push(args.map(String).join(' '))
     try {
-      const error = await viteBuild(root, { apiKey: KEY, baseURL: server.url, timeoutMs: 300, pollIntervalMs: 5 }).catch((e: unknown) => e as Error)
-      printed.push(String((error as Error).message), String((error as Error).stack))
+      const error = await rejection(viteBuild(root, { apiKey: KEY, baseURL: server.url, timeoutMs: 300, pollIntervalMs: 5 }))
+      printed.push(error.message, String(error.stack))
     } finally {
       process.stderr.write = write
       Object.assign(console, original)
