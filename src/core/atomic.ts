@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { open, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { readRegularFileSync } from './read-file'
 
 /** A temp name beside `path` (same folder, so the final rename is atomic). Matches `*.tmp`. */
 export function tempPathFor(path: string): string {
@@ -24,35 +24,6 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   } catch (error) {
     await rm(temp, { force: true })
     throw error
-  }
-}
-
-/** Opens without following a symlink or waiting on a FIFO (a hostile checkout may hold either). */
-const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0)
-
-/**
- * Up to `maxBytes` of `path` when it is a regular file, and its stats (`stats.size` may exceed what was read);
- * undefined when it does not exist. Throws an `Error` whose message says what `path` is instead: a file a checkout
- * left may be a symlink (to `/proc/self/environ`, `/dev/zero`), a FIFO or a folder.
- */
-export function readRegularFileSync(path: string, maxBytes: number): { bytes: Buffer; stats: Stats } | undefined {
-  let fd: number
-  try {
-    fd = openSync(path, READ_FLAGS)
-  } catch (error) {
-    const { code } = error as NodeJS.ErrnoException
-    if (code === 'ENOENT') return undefined
-    throw new Error(code === 'ELOOP' ? 'it is a symbolic link' : `it cannot be read (${code})`)
-  }
-  try {
-    const stats = fstatSync(fd)
-    if (!stats.isFile()) throw new Error('it is not a regular file')
-    const bytes = Buffer.alloc(Math.min(stats.size, maxBytes))
-    let read = 0
-    for (let n = -1; n !== 0 && read < bytes.length; read += n) n = readSync(fd, bytes, read, bytes.length - read, read)
-    return { bytes: bytes.subarray(0, read), stats }
-  } finally {
-    closeSync(fd)
   }
 }
 

@@ -1,4 +1,4 @@
-import { constants, type Stats } from 'node:fs'
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs'
 import { open } from 'node:fs/promises'
 
 const MB = 1024 * 1024
@@ -21,7 +21,7 @@ export async function readRegularFile(path: string, limit: number, refuse: (why:
   )
   try {
     const info = await handle.stat()
-    if (!info.isFile()) refuse(`is ${kind(info)}`)
+    if (!info.isFile()) refuse(kind(info))
     if (info.size > limit) refuse(`is ${megabytes(info.size)}`)
     const chunks: Buffer[] = []
     let length = 0
@@ -36,10 +36,40 @@ export async function readRegularFile(path: string, limit: number, refuse: (why:
   }
 }
 
+/** Opens without following a symlink or waiting on a FIFO (a hostile checkout may hold either). */
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0)
+
+/**
+ * Up to `maxBytes` of `path` when it is a regular file, and its stats (`stats.size` may exceed what was read);
+ * undefined when it does not exist. Throws an `Error` whose message says what `path` is instead: a file a checkout
+ * left may be a symlink (to `/proc/self/environ`, `/dev/zero`), a FIFO or a folder.
+ */
+export function readRegularFileSync(path: string, maxBytes: number): { bytes: Buffer; stats: Stats } | undefined {
+  let fd: number
+  try {
+    fd = openSync(path, READ_FLAGS)
+  } catch (error) {
+    const { code } = error as NodeJS.ErrnoException
+    if (code === 'ENOENT') return undefined
+    throw new Error(code === 'ELOOP' ? 'it is a symbolic link' : `it cannot be read (${code})`)
+  }
+  try {
+    const stats = fstatSync(fd)
+    if (!stats.isFile()) throw new Error(`it ${kind(stats)}`)
+    const bytes = Buffer.alloc(Math.min(stats.size, maxBytes))
+    let read = 0
+    for (let n = -1; n !== 0 && read < bytes.length; read += n) n = readSync(fd, bytes, read, bytes.length - read, read)
+    return { bytes: bytes.subarray(0, read), stats }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** What a file that is not a regular one is, as a clause: `is a named pipe (FIFO)`. */
 function kind(info: Stats): string {
-  if (info.isDirectory()) return 'a folder'
-  if (info.isFIFO()) return 'a named pipe (FIFO)'
-  if (info.isCharacterDevice() || info.isBlockDevice()) return 'a device'
-  if (info.isSocket()) return 'a socket'
-  return 'not a regular file'
+  if (info.isDirectory()) return 'is a folder'
+  if (info.isFIFO()) return 'is a named pipe (FIFO)'
+  if (info.isCharacterDevice() || info.isBlockDevice()) return 'is a device'
+  if (info.isSocket()) return 'is a socket'
+  return 'is not a regular file'
 }
