@@ -143,8 +143,11 @@ if (ENABLED) describe('framework apps', () => {
       mkdirSync(stage)
       const built = await run(join(REPO, 'node_modules/.bin/tsup'), ['--out-dir', join(stage, 'dist')], REPO, { timeoutMs: 300_000 })
       if (built.code !== 0) throw new Error(`the package's build (tsup) failed in the repository:\n${tail(built.output)}`)
-      for (const file of ['package.json', 'README.md', 'LICENSE', 'client.d.ts']) if (existsSync(join(REPO, file))) cpSync(join(REPO, file), join(stage, file))
-      const manifest = JSON.parse(readFileSync(join(stage, 'package.json'), 'utf8')) as { exports: unknown; bin?: Record<string, string> }
+      const manifest = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { files?: string[]; exports: unknown; bin?: Record<string, string> }
+      // What npm would pack from the repository: package.json, README, LICENSE and `files` (dist/ is the one just built).
+      for (const file of ['package.json', 'README.md', 'LICENSE', ...(manifest.files ?? []).filter((f) => f.replace(/^\.\/|\/$/g, '') !== 'dist')]) {
+        if (existsSync(join(REPO, file))) cpSync(join(REPO, file), join(stage, file), { recursive: true })
+      }
       const targets = [...JSON.stringify(manifest.exports).matchAll(/:"(\.\/[^"]+)"/g)].map((m) => m[1]!).concat(Object.values(manifest.bin ?? {}))
       const absent = targets.filter((file) => !existsSync(join(stage, file)))
       if (absent.length) throw new Error(`the build wrote no ${absent.join(', ')} (named by package.json's exports and bin):\n${tail(built.output)}`)
