@@ -20,13 +20,14 @@ describe('the progress bar', () => {
     expect(renderProgress({ total: 4, done: 1, failed: 1, inFlight: 0, seconds: 1 }, 30).length).toBeLessThan(30)
   })
 
-  it('redraws in place, prints failures above the bar, and clears itself at the end', () => {
+  it('redraws in place with the cursor hidden, prints failures above the bar, and clears itself and shows the cursor at the end', () => {
     let written = ''
     const stderr = { write: (chunk: string) => ((written += chunk), true), columns: 80, isTTY: true } as unknown as Terminal['stderr']
     const terminal: Terminal = { out() {}, err() {}, stderr, interactive: true }
     const stopped = new Error('stopped by SIGINT')
     const reporter = barReporter(terminal, (error) => error === stopped)
     const [a, b, c] = [image('a', 'one'), image('b', 'two'), image('c', 'three')]
+    expect(written).toBe('\x1b[?25l')
     reporter.onEvent({ type: 'start', total: 3 })
     reporter.onEvent({ type: 'submitted', image: a, predictionId: 'pred_1', resumed: false })
     reporter.onEvent({ type: 'submitted', image: b, predictionId: 'pred_2', resumed: true })
@@ -38,7 +39,7 @@ describe('the progress bar', () => {
     reporter.onEvent({ type: 'failed', image: c, error: stopped })
     expect(written).toMatch(/ 1\/3 · 1 in flight · 1 failed · \d+\.\ds$/)
     reporter.stop()
-    expect(written.endsWith('\r\x1b[2K')).toBe(true)
+    expect(written.endsWith('\r\x1b[2K\x1b[?25h')).toBe(true)
   })
 
   it('says above the bar who holds the lock of an image it waits for', () => {

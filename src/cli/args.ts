@@ -39,18 +39,23 @@ Entries made by another provider than the configured one are kept unless --any-p
     flags: {
       '--dry-run': 'list the entries and their sizes, delete nothing',
       '--any-provider': 'also delete unused entries made by another provider',
+      '--json': 'print one JSON result on stdout',
     },
   },
   verify: {
     usage: 'verify', summary: 're-hash every cached image against its record; exit 1 on damage',
     about: `Re-hashes every cached image against the SHA-256 and size in its record.
 Exits 1 and lists the damaged entries when any file differs.`,
-    flags: {},
+    flags: { '--json': 'print one JSON result on stdout' },
   },
 } satisfies Record<string, CommandSpec>
 
 export type CommandName = keyof typeof COMMAND_SPECS
-const COMMANDS = Object.keys(COMMAND_SPECS) as CommandName[]
+export const COMMANDS = Object.keys(COMMAND_SPECS) as CommandName[]
+const SPECS: CommandSpec[] = Object.values(COMMAND_SPECS)
+
+/** The flags every command takes (as the tables show them, e.g. `--json`): they may also come before the command. */
+const GLOBAL_FLAGS = Object.keys(SPECS[0]!.flags).filter((flag) => SPECS.every((spec) => flag in spec.flags))
 
 /** Flags that set an option, by the option they set (checked by the options' own schema). */
 export const OPTION_FLAGS: Record<string, keyof Options> = { concurrency: 'concurrency', 'max-new': 'maxNewImages' }
@@ -66,8 +71,7 @@ Paths default to the current folder; node_modules, .git and build output are ski
 Run \`imagegen <command> --help\` for a command's flags.
 
 Options:
-  -h, --help      show this help
-  -v, --version   print the version
+${list([...GLOBAL_FLAGS.map((flag) => [flag, `${SPECS.at(-1)!.flags[flag]} (any command)`]), ['-h, --help', 'show this help'], ['-v, --version', 'print the version']], 3)}
 
 Configuration: imagegen.config.json at the project root (the same file the bundler plugin
 reads). ATLASCLOUD_API_KEY holds the key, ATLASCLOUD_BASE_URL overrides the endpoint,
@@ -88,10 +92,29 @@ export type Invocation = Command | { text: string; usage?: boolean }
 
 /** Reads argv (without `node` and the script). Throws a usage error (exit 2) on anything unknown. */
 export function parseInvocation(argv: readonly string[]): Invocation {
-  const [first, ...rest] = argv
+  // Flags before the command: help, version, or flags every command takes, which are passed on to it.
+  const leading: string[] = []
+  let at = 0
+  for (; at < argv.length && argv[at]!.startsWith('-') && argv[at] !== '--'; at++) {
+    const flag = argv[at]!
+    if (['-h', '--help'].includes(flag)) return { text: HELP }
+    if (['-v', '--version'].includes(flag)) return { text: version }
+    const shown = GLOBAL_FLAGS.find((name) => name.split(' ')[0] === flag.replace(/=.*$/, ''))
+    if (!shown) {
+      const names = ['--help', '--version', ...GLOBAL_FLAGS.map((name) => name.split(' ')[0]!)]
+      const guess = didYouMean(flag.replace(/=.*$/, ''), names)
+      throw usageError(`unknown option \`${flag}\` before the command${guess ? `: did you mean \`${guess}\`?` : `; the options there are ${names.join(', ')}`}`)
+    }
+    leading.push(flag)
+    // a flag that takes a value takes the next word, unless given as `--flag=value`
+    if (shown.includes(' ') && !flag.includes('=') && at + 1 < argv.length) leading.push(argv[++at]!)
+  }
+  const [first, ...others] = argv.slice(at)
+  const rest = [...leading, ...others]
+  if (first === undefined && leading.length > 0) throw usageError(`no command given; the commands are ${COMMANDS.join(', ')}`)
   if (first === undefined) return { text: HELP, usage: true }
-  if (['-h', '--help', 'help'].includes(first)) return { text: HELP }
-  if (['-v', '--version', 'version'].includes(first)) return { text: version }
+  if (first === 'help') return { text: HELP }
+  if (first === 'version') return { text: version }
   const command = COMMANDS.find((name) => name === first)
   if (!command) {
     const guess = first.startsWith('-') ? undefined : didYouMean(first, COMMANDS)

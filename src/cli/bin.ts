@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `imagegen` executable: the process around `run()`.
+import pc from 'picocolors'
 import { run } from './run'
 import { EXIT } from './terminal'
 
@@ -16,6 +17,8 @@ const code = await run(process.argv.slice(2), {
     err: (line) => void process.stderr.write(`${line}\n`),
     stderr: process.stderr,
     interactive: process.stderr.isTTY === true && process.env.TERM !== 'dumb',
+    // picocolors' own rule: off with NO_COLOR (whatever else is set), on with FORCE_COLOR, on a TTY or in CI
+    color: pc.isColorSupported,
   },
   // The first Ctrl-C (or SIGTERM) stops the command cleanly; a second one quits at once.
   onSignal(listener) {

@@ -1,6 +1,10 @@
 import { imageLabel } from '../core/plan'
 import type { GenerateEvent } from '../core/scheduler'
-import { formatSeconds, type Terminal } from './terminal'
+import { colors, formatSeconds, type Terminal } from './terminal'
+
+/** Terminal codes that hide and show the cursor (DECTCEM). */
+export const HIDE_CURSOR = '\x1b[?25l'
+export const SHOW_CURSOR = '\x1b[?25h'
 
 export type ProgressState = Record<'total' | 'done' | 'failed' | 'inFlight' | 'seconds', number>
 
@@ -15,7 +19,9 @@ export function renderProgress({ total, done, failed, inFlight, seconds }: Progr
 
 /**
  * What the scheduler reports, on stderr: on an interactive terminal, a progress bar redrawn in place (done/total, in flight, failed,
- * elapsed) with resumes and failures above it; elsewhere (logs, CI), a line per submitted and finished image. `note` prints a line too. */
+ * elapsed) with resumes and failures above it, the cursor hidden until `stop()` or the process exits (a second Ctrl-C, a crash);
+ * elsewhere (logs, CI), a line per submitted and finished image. `note` prints a line too. Failures are coloured as errors, the
+ * provider's warnings as warnings. */
 export function barReporter(terminal: Terminal, isInterrupt: (error: Error) => boolean) {
   const { stderr: stream, interactive: bar } = terminal
   const started = performance.now()
@@ -29,9 +35,16 @@ export function barReporter(terminal: Terminal, isInterrupt: (error: Error) => b
     stream.write(`\r\x1b[2K${line}\n`)
     draw()
   }
-  const say = (text: string) => note(`imagegen: ${text}`)
+  const { red, yellow } = colors(terminal)
+  const say = (text: string, paint: (text: string) => string = String) => note(paint(`imagegen: ${text}`))
   const count = () => (bar ? '' : `[${counts.done + counts.failed}/${counts.total}] `)
   const timer = bar ? setInterval(draw, 100).unref() : undefined
+  // Whatever ends the process while the bar is up, the cursor comes back (writes to a TTY are synchronous).
+  const showCursor = () => void stream.write(SHOW_CURSOR)
+  if (bar) {
+    stream.write(HIDE_CURSOR)
+    process.once('exit', showCursor)
+  }
   return {
     onEvent(event: GenerateEvent) {
       if (event.type === 'start') counts.total = event.total
@@ -42,17 +55,19 @@ export function barReporter(terminal: Terminal, isInterrupt: (error: Error) => b
       if (event.type === 'failed' && !isInterrupt(event.error)) counts.failed++
       const image = 'image' in event ? imageLabel(event.image) : ''
       if (event.type === 'waiting') say(`waiting for ${image}: another process is making it (${event.holder})`)
-      else if (event.type === 'warning') say(`${image}: ${event.message}`)
+      else if (event.type === 'warning') say(`${image}: ${event.message}`, yellow)
       else if (event.type === 'generated' && event.elsewhere && !bar) say(`${count()}cached ${image}: another process made it`)
       else if (event.type === 'submitted' && (event.resumed || !bar)) say(`${event.resumed ? 'resumed' : 'submitted'} ${image} (${event.predictionId})`)
       else if (event.type === 'generated' && !bar) say(`${count()}generated ${image} in ${formatSeconds(event.seconds)}`)
-      else if (event.type === 'failed' && !isInterrupt(event.error)) say(`${count()}failed ${image}: ${event.error.message}`)
+      else if (event.type === 'failed' && !isInterrupt(event.error)) say(`${count()}failed ${image}: ${event.error.message}`, red)
       else draw()
     },
     note,
     stop() {
       clearInterval(timer)
-      if (bar) stream.write('\r\x1b[2K')
+      if (!bar) return
+      process.off('exit', showCursor)
+      stream.write(`\r\x1b[2K${SHOW_CURSOR}`)
     },
   }
 }

@@ -2,20 +2,22 @@
 import { forTerminal, ImagegenError } from '../core/errors'
 import { Project } from '../core/project'
 import { flagOptions, resolveOptions } from '../options'
-import { OPTION_FLAGS, parseInvocation, type Invocation } from './args'
+import { COMMANDS as NAMES, OPTION_FLAGS, parseInvocation } from './args'
 import { generateCommand } from './commands/generate'
 import { pruneCommand } from './commands/prune'
 import { statusCommand } from './commands/status'
 import { verifyCommand } from './commands/verify'
 import { JSON_VERSION } from './json'
-import { EXIT, type CommandContext, type ExitCode } from './terminal'
+import { EXIT, printError, type CommandContext, type ExitCode } from './terminal'
 
 const COMMANDS = { generate: generateCommand, status: statusCommand, prune: pruneCommand, verify: verifyCommand }
 
 export async function run(argv: readonly string[], ctx: CommandContext): Promise<ExitCode> {
-  let invocation: Invocation | undefined
+  // Asked for before the arguments are understood, so that a bad one still gets its JSON document.
+  const words = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv
+  const json = words.includes('--json')
   try {
-    invocation = parseInvocation(argv)
+    const invocation = parseInvocation(argv)
     if ('text' in invocation) {
       ;(invocation.usage ? ctx.terminal.err : ctx.terminal.out)(invocation.text)
       return invocation.usage ? EXIT.usage : EXIT.ok
@@ -27,9 +29,10 @@ export async function run(argv: readonly string[], ctx: CommandContext): Promise
     // Bad input (arguments, config file, manifests) exits 2: fix it and run again.
     const code = error instanceof ImagegenError && ['USAGE', 'OPTIONS', 'MANIFEST'].includes(error.code) ? EXIT.usage : EXIT.incomplete
     const message = forTerminal(error)
-    ctx.terminal.err(message)
-    if (invocation && 'command' in invocation && invocation.flags.json === true) {
-      ctx.terminal.out(JSON.stringify({ version: JSON_VERSION, command: invocation.command, ok: false, exitCode: code, error: message }, null, 2))
+    printError(ctx.terminal, message)
+    if (json) {
+      const command = words.find((word): word is keyof typeof COMMANDS => (NAMES as string[]).includes(word)) ?? null
+      ctx.terminal.out(JSON.stringify({ version: JSON_VERSION, command, ok: false, exitCode: code, error: message }, null, 2))
     }
     return code
   }

@@ -1,3 +1,5 @@
+import pc from 'picocolors'
+import stringWidth from 'string-width'
 import { ImagegenError } from '../core/errors'
 
 /** The exit codes every command shares (see the README); 130 and 143 are 128 + the signal, as shells expect. */
@@ -15,7 +17,20 @@ export interface Terminal {
   readonly stderr: NodeJS.WritableStream & { columns?: number }
   /** True when stderr is a terminal that can redraw a line. */
   readonly interactive: boolean
+  /** True to colour errors (red) and warnings (yellow): picocolors' choice (`NO_COLOR` wins over `FORCE_COLOR`, a TTY or `CI`). */
+  readonly color?: boolean
 }
+
+const PALETTES = [pc.createColors(false), pc.createColors(true)] as const
+
+/** picocolors' formatters (`red(text)`…), which leave text as it is when the terminal takes no colours. */
+export const colors = (terminal: Terminal) => PALETTES[terminal.color ? 1 : 0]
+
+/** An error for people, on stderr: red where the terminal takes colours. */
+export const printError = (terminal: Terminal, text: string) => terminal.err(colors(terminal).red(text))
+
+/** A warning for people, on stderr: yellow where the terminal takes colours. */
+export const printWarning = (terminal: Terminal, text: string) => terminal.err(colors(terminal).yellow(text))
 
 /** What a command gets from its caller (the process, or a test): where it runs, its environment, where it writes. */
 export interface CommandContext {
@@ -28,9 +43,29 @@ export interface CommandContext {
 
 export const formatSeconds = (s: number) => `${s.toFixed(1)}s`
 
-/** Pads every column but the last to its widest cell, and puts `gap` spaces between columns. */
+/** Pads every column but the last to its widest cell in terminal columns (CJK and emoji count 2), and puts `gap` spaces between columns. */
 export function table(rows: readonly (readonly string[])[], gap = 2): string[] {
   const widths: number[] = []
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)))
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join(' '.repeat(gap)).trimEnd())
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, stringWidth(cell))))
+  const pad = (cell: string, i: number) => cell + ' '.repeat(widths[i]! - stringWidth(cell))
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : pad(cell, i))).join(' '.repeat(gap)).trimEnd())
+}
+
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
+
+/**
+ * `text` on one line (runs of whitespace become one space) in at most `columns` terminal columns: when longer, cut
+ * between graphemes (an emoji or a CJK character is kept whole or left out) and ended with `…`.
+ */
+export function clipColumns(text: string, columns: number): string {
+  const line = text.replace(/\s+/g, ' ').trim()
+  if (stringWidth(line) <= columns) return line
+  let out = ''
+  let width = 1 // the `…`
+  for (const { segment } of graphemes.segment(line)) {
+    width += stringWidth(segment)
+    if (width > columns) break
+    out += segment
+  }
+  return `${out}…`
 }

@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { clip, forTerminal, ImagegenError, plural } from '../../core/errors'
+import { forTerminal, ImagegenError, plural } from '../../core/errors'
 import { BillGuard, forceName, imageLabel, missingImagesError, planImages, type PlannedImage } from '../../core/plan'
 import type { Project } from '../../core/project'
 import { GenerationError, type MadeImage } from '../../core/scheduler'
@@ -7,7 +7,7 @@ import type { Command } from '../args'
 import { jsonEntry, jsonHeader } from '../json'
 import { barReporter } from '../progress'
 import { noManifests, readManifests } from '../project'
-import { EXIT, formatSeconds, table, usageError, type CommandContext, type ExitCode } from '../terminal'
+import { clipColumns, EXIT, formatSeconds, printError, printWarning, table, usageError, type CommandContext, type ExitCode } from '../terminal'
 
 export async function generateCommand({ cwd, terminal, onSignal }: CommandContext, project: Project, { paths, flags }: Command): Promise<ExitCode> {
   const json = flags.json === true
@@ -34,7 +34,7 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
 
   /** Prints the result as JSON, or else the error; returns the exit code. */
   const finish = (code: ExitCode, error?: ImagegenError): ExitCode => {
-    if (error) say(forTerminal(error))
+    if (error && !json) printError(terminal, forTerminal(error))
     if (!json) return code
     const made = new Map(generated.map((cached) => [cached.record.key, cached]))
     const elsewhere = generated.filter((image) => image.elsewhere).length
@@ -80,11 +80,12 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
   if (dryRun) {
     const rows = plan.missing.map((image) => {
       const { width, height, prompt } = image.entries[0]!.pixels
-      return [imageLabel(image), image.key.slice(0, 12), `${width}x${height}`, pending.has(image.key) ? 'resume' : 'new', clip(prompt, 60)]
+      return [imageLabel(image), image.key.slice(0, 12), `${width}x${height}`, pending.has(image.key) ? 'resume' : 'new', clipColumns(prompt, 60)]
     })
     if (!json) for (const line of table(rows)) terminal.out(line)
-    if (!withinLimit) say(`imagegen: a run would be refused by the bill guard; allow it with \`imagegen generate --max-new ${plan.missing.length}\``)
-    if (plan.missing.length > 0 && options.cannotGenerate) say(`imagegen: a run could not generate them now: ${options.cannotGenerate}`)
+    const warn = (line: string) => void (json || printWarning(terminal, line))
+    if (!withinLimit) warn(`imagegen: a run would be refused by the bill guard; allow it with \`imagegen generate --max-new ${plan.missing.length}\``)
+    if (plan.missing.length > 0 && options.cannotGenerate) warn(`imagegen: a run could not generate them now: ${options.cannotGenerate}`)
     return finish(EXIT.ok)
   }
   if (plan.missing.length === 0) {

@@ -3,7 +3,7 @@ import type { Project } from '../../core/project'
 import type { Command } from '../args'
 import { jsonEntry, jsonHeader } from '../json'
 import { noManifests, readManifests } from '../project'
-import { EXIT, table, type CommandContext, type ExitCode } from '../terminal'
+import { EXIT, printError, table, type CommandContext, type ExitCode } from '../terminal'
 
 export async function statusCommand({ cwd, terminal }: CommandContext, project: Project, { paths, flags }: Command): Promise<ExitCode> {
   const { files, entries } = await readManifests(project, cwd, paths)
@@ -39,7 +39,7 @@ export async function statusCommand({ cwd, terminal }: CommandContext, project: 
   if (code !== EXIT.ok) {
     const where = project.options.provider.name === 'atlas' ? ' where ATLASCLOUD_API_KEY is set' : ''
     const hint = `run \`imagegen generate\`${where}, then commit ${project.display(project.options.cacheDir)}/.`
-    terminal.err(forTerminal(new ImagegenError('MISSING', `${plural(plan.missing.length, 'image is', 'images are')} not in the cache:`, { hint })))
+    printError(terminal, forTerminal(new ImagegenError('MISSING', `${plural(plan.missing.length, 'image is', 'images are')} not in the cache:`, { hint })))
   }
   return code
 }
