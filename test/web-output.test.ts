@@ -8,8 +8,8 @@ import { copyProject, viteBuild, viteProject } from './helpers/vite-project'
 /** sharp as the plugin loads it, counting the images it is asked to open. */
 const sharpCalls = vi.hoisted(() => ({ count: 0 }))
 vi.mock('sharp', async (importOriginal) => {
-  const real = ((await importOriginal()) as { default: typeof import('sharp') }).default
-  return { default: Object.assign((...args: Parameters<typeof real>) => (sharpCalls.count++, real(...args)), real) }
+  const real = ((await importOriginal()) as { default: typeof sharp }).default
+  return { default: Object.assign((...args: Parameters<typeof sharp>) => (sharpCalls.count++, real(...args)), real) }
 })
 
 const MAIN = "import shots from './shots.images.yaml'\nglobalThis.__imagegen = { shots }\n"

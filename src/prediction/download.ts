@@ -52,12 +52,13 @@ export async function saveOutput(output: Output, destination: string, options: D
 
 async function downloadOnce(url: string, destination: string, maxBytes: number, options: DownloadOptions): Promise<Attempt<{ contentType: string }>> {
   const { signal, predictionId } = options
-  const origin = new URL(url).origin
+  // a storage host's name is the service's string too
+  const origin = (options.redact ?? String)(new URL(url).origin)
   const sentAt = performance.now()
   let seen = 0
   try {
     return await withTimeout(signal, options.timeoutMs, async (timed): Promise<Attempt<{ contentType: string }>> => {
-      const res = await follow(new URL(url), timed, predictionId)
+      const res = await follow(new URL(url), timed, predictionId, options.redact)
       const status = res.statusCode
       if (status !== 200) {
         await res.body.dump()
@@ -113,14 +114,14 @@ async function downloadOnce(url: string, destination: string, maxBytes: number, 
  * undici's redirect interceptor refuses other schemes too, but with an invalid-argument error that reads as a network
  * fault and is retried.
  */
-async function follow(url: URL, signal: AbortSignal, predictionId: string | undefined) {
+async function follow(url: URL, signal: AbortSignal, predictionId: string | undefined, redact: (text: string) => string = String) {
   const { request } = await loadUndici()
   for (let redirects = 0; ; redirects++) {
     const res = await request(url, { method: 'GET', headers: { 'user-agent': USER_AGENT }, signal })
     const location = [301, 302, 303, 307, 308].includes(res.statusCode) ? res.headers.location : undefined
     if (typeof location !== 'string') return res
     await res.body.dump()
-    const from = `the output storage at ${url.origin} redirected the download of ${named(predictionId)}`
+    const from = `the output storage at ${redact(url.origin)} redirected the download of ${named(predictionId)}`
     const details = { hint: AFRESH, predictionId, status: res.statusCode }
     if (redirects >= 5) throw new ProviderError(`${from} more than 5 times; refusing to follow further.`, details)
     const next = URL.parse(location, url.href)

@@ -3,11 +3,12 @@
  * the prediction ends, save its output, and pay once. Concurrency is the scheduler's, told of each 429.
  */
 import { createHash } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 import { basename } from 'node:path'
 import { clip, ProviderError } from '../core/errors'
 import { sleep } from '../core/sleep'
 import { sniffImageType, SNIFF_LENGTH } from '../core/image-info'
+import { readRegularFile } from '../core/read-file'
+import { REFERENCE_LIMIT } from '../core/reference'
 import type { GenerationJob, GenerationResult, Provider, UploadRecord } from '../providers/types'
 import type { Dispatcher } from 'undici'
 import { MAX_OUTPUT_BYTES, OutputExpiredError, saveOutput } from './download'
@@ -146,9 +147,9 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
 /** The URL of a reference image at the service, uploaded once per content hash and again once old or for another service. */
 async function upload(rt: Runtime, job: GenerationJob, path: string): Promise<string> {
   const name = basename(path)
-  const bytes = await readFile(path).catch((error: NodeJS.ErrnoException) => {
-    const hint = "Check the entry's `image` path and run again."
-    throw new ProviderError(`cannot read the reference image ${name} (${error.code ?? String(error)}).`, { hint })
+  // bounded and type-checked again: the file may have changed since the manifest was keyed
+  const bytes = await readRegularFile(path, REFERENCE_LIMIT, (why) => {
+    throw new ProviderError(`the reference image ${name} ${why}; nothing was uploaded.`, { hint: "Check the entry's `image` path and run again." })
   })
   // reference.ts refused non-images already; this guards callers that skip it
   const type = sniffImageType(bytes.subarray(0, SNIFF_LENGTH))
