@@ -16,6 +16,7 @@ import { HIDE_CURSOR, SHOW_CURSOR } from '../src/cli/progress'
 import { run } from '../src/cli/run'
 import { clipColumns, table, type CommandContext, type Terminal } from '../src/cli/terminal'
 import { didYouMean } from '../src/core/did-you-mean'
+import { clip } from '../src/core/errors'
 import { FIELD_NAMES } from '../src/core/schema'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
@@ -292,5 +293,11 @@ describe('display width', () => {
     const dir = project({ 'art.images.yaml': `images:\n  sea:\n    prompt: "${'a'.repeat(58)}🌊🌊 waves"\n    width: 64\n    height: 64\n` })
     const plan = await cli(dir, ['generate', '--dry-run'])
     expect(plan.stdout).toMatch(new RegExp(`  new  ${'a'.repeat(58)}…\\n$`))
+  })
+
+  it("clips messages (a service's text) between graphemes too: no lone surrogate", () => {
+    expect(clip(`${'a'.repeat(8)}🌊🌊🌊`, 10)).toBe(`${'a'.repeat(8)}🌊…`)
+    expect(clip('👩‍👩‍👧👩‍👩‍👧👩‍👩‍👧', 2)).toBe('👩‍👩‍👧…')
+    expect(clip('short 🌊', 60)).toBe('short 🌊')
   })
 })

@@ -175,8 +175,12 @@ export function scrub(text: string, secret: string | undefined): string {
   return out + text.slice(from)
 }
 
-/** One line of at most `max` characters. Text from a service is `scrub`bed first. */
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
+
+/** One line of at most `max` characters (graphemes: an emoji counts one and is never cut in half), `…` ending a cut one. Text from a service is `scrub`bed first. */
 export function clip(text: string, max: number): string {
   const line = text.replace(/\s+/g, ' ').trim()
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line
+  if (line.length <= max) return line
+  const parts = Array.from(graphemes.segment(line), ({ segment }) => segment)
+  return parts.length > max ? `${parts.slice(0, max - 1).join('')}…` : line
 }
