@@ -3,12 +3,13 @@ import sharp from 'sharp'
 import { describe, expect, it } from 'vitest'
 import { nextPollWait } from '../src/prediction/runtime'
 import { type InterceptResult } from './atlas-server'
-import { atlas, build, collection, entriesOf, failure, job, useAtlasServer } from './helpers/atlas'
+import type { AtlasProviderOptions } from '../src/providers/atlas'
+import type { Provider } from '../src/providers/types'
+import { atlas, build, collection, entriesOf, failure, job, MODEL, useAtlasServer } from './helpers/atlas'
 import { tempDir } from './helpers/temp'
 
 const server = useAtlasServer()
 const dir = tempDir('imagegen-poll-')
-
 
 const isPoll = (path: string) => path.startsWith('/api/v1/model/prediction/')
 
@@ -136,6 +137,48 @@ describe('atlas polling: the network and the service misbehave', () => {
 })
 
 describe('atlas polling: the schedule', () => {
+  /** The polls `generate` of one image takes, with the plugin's default schedule unless `options` say otherwise. */
+  async function pollsOf(provider: Provider): Promise<number> {
+    const before = server.polls
+    await provider.generate(job(dir))
+    return server.polls - before
+  }
+  const byDefault = (options: AtlasProviderOptions = {}) => atlas(server, { pollIntervalMs: undefined, maxPollIntervalMs: undefined, ...options })
+
+  it('learns the service time in the run: after one 1.5 s prediction, the next is polled once, when it is done', async () => {
+    server.options = { latencyMs: 1500 }
+    const provider = byDefault()
+    // no history: every 250 ms, so it is seen done at the 6th poll (250 … 1250 ms, then 1562 ms)
+    expect(await pollsOf(provider)).toBeLessThanOrEqual(6)
+    expect(await pollsOf(provider)).toBe(1)
+  })
+
+  it.each([
+    ['`predictTime`', { predictTime: 1 }],
+    ['`createdAt` and `completedAt`', { createdAt: '2025-01-01T00:00:00.000Z', completedAt: '2025-01-01T00:00:01.000Z' }],
+  ])('learns the service time from the records: %s', async (_, times) => {
+    server.options = { latencyMs: 1000 }
+    const provider = byDefault()
+    provider.learn!([{ provider: 'atlas', model: MODEL, ...times }])
+    expect(await pollsOf(provider)).toBe(1)
+  })
+
+  it("does not learn from another provider's records, nor another model's", async () => {
+    server.options = { latencyMs: 1000 }
+    const provider = byDefault()
+    provider.learn!([{ provider: 'placeholder', model: MODEL, predictTime: 1 }, { provider: 'atlas', model: 'another/model', predictTime: 1 }])
+    expect(await pollsOf(provider)).toBeGreaterThan(1)
+  })
+
+  it('`pollIntervalMs` set: the fixed schedule, whatever was learned', async () => {
+    server.options = { latencyMs: 600 }
+    const provider = byDefault({ pollIntervalMs: 200 })
+    provider.learn!([{ provider: 'atlas', model: MODEL, predictTime: 0.6 }])
+    // at 200, 500 and 950 ms
+    expect(await pollsOf(provider)).toBe(3)
+    expect(await pollsOf(provider)).toBe(3)
+  })
+
   it('starts at the interval and grows ×1.5 to the cap', () => {
     const settings = { pollIntervalMs: 1000, maxPollIntervalMs: 5000 }
     const waits = [1000]

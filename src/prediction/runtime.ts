@@ -9,16 +9,20 @@ import { sleep } from '../core/sleep'
 import { sniffImageType, SNIFF_LENGTH } from '../core/image-info'
 import { readRegularFile } from '../core/read-file'
 import { REFERENCE_LIMIT } from '../core/reference'
-import type { GenerationJob, GenerationResult, Provider, UploadRecord } from '../providers/types'
+import type { GenerationJob, GenerationResult, PredictionTiming, Provider, UploadRecord } from '../providers/types'
 import type { Dispatcher } from 'undici'
 import { MAX_OUTPUT_BYTES, OutputExpiredError, saveOutput } from './download'
 import { errorCode, formatBytes, LATER, loadUndici, readRetryAfter, seconds, transportError, USER_AGENT, withRetries, withTimeout } from './service'
 import type { Answer, Attempt, Call, Failure, Prediction, PredictionService, RetryPolicy } from './service'
 
 const DEFAULTS = {
-  /** Delay before the first poll; grows ×1.5 after each poll, up to `maxPollIntervalMs`. @default 1000 */
-  pollIntervalMs: 1000,
-  /** @default 5000 */
+  /**
+   * Unset (the default), polls follow the service (`pollWait`): a fresh prediction is first polled when predictions of
+   * its model typically end, then densely, backing off as it runs late. Set, it is a fixed schedule instead: the
+   * first poll after this many ms, then ×1.5 after each poll, up to `maxPollIntervalMs`. @default undefined
+   */
+  pollIntervalMs: undefined as number | undefined,
+  /** The longest wait between two polls of a prediction, whatever the schedule. @default 5000 */
   maxPollIntervalMs: 5000,
   /** Deadline for one image, from submit (or resume) to its last poll. @default 300_000 */
   timeoutMs: 300_000,
@@ -55,8 +59,17 @@ const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_E
 const SAFE_ID = /^[A-Za-z0-9_.:-]{1,128}$/
 const SAFE_ID_SHAPE = 'up to 128 letters, digits, `_`, `.`, `:` or `-`'
 const running = ({ state }: Prediction) => state === 'pending' || state === 'unknown'
+/** Two polls of one prediction are never closer than this (so at most 4 polls a second each, 4·c for c in flight). */
+export const POLL_FLOOR_MS = 250
+/** Past the expected end, the next poll waits this share of the time it is late by (so ≤ 25 % of its runtime is lost). */
+const POLL_BACKOFF = 0.25
+/** Prediction times kept per model: the latest, from records and from this run. */
+const TIMINGS_KEPT = 16
 
-interface Runtime extends Required<PredictionSettings> {
+interface Runtime extends Required<Omit<PredictionSettings, 'pollIntervalMs'>> {
+  pollIntervalMs?: number
+  /** Recent prediction times (ms from submit to done) by model, oldest first. */
+  timings: Map<string, number[]>
   service: PredictionService
   retry: RetryPolicy
   submitRetry: RetryPolicy
@@ -68,8 +81,27 @@ interface Runtime extends Required<PredictionSettings> {
 export function createPredictionProvider(service: PredictionService, settings: PredictionSettings = {}): Provider {
   const s = { ...DEFAULTS, ...Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined)) }
   const retry = { retries: s.maxRetries, baseDelayMs: s.retryDelayMs, maxDelayMs: s.maxRetryDelayMs }
-  const rt: Runtime = { ...s, service, retry, submitRetry: { ...retry, retries: s.maxSubmitRetries }, uploading: new Map(), uploaded: new Map() }
-  return { name: service.name, generate: (job) => generate(rt, job) }
+  const rt: Runtime = { ...s, service, retry, submitRetry: { ...retry, retries: s.maxSubmitRetries }, uploading: new Map(), uploaded: new Map(), timings: new Map() }
+  const learn = (records: Iterable<PredictionTiming>) => {
+    for (const { provider, model, predictTime, createdAt, completedAt } of records) {
+      const took = predictTime ? predictTime * 1000 : Date.parse(completedAt ?? '') - Date.parse(createdAt ?? '')
+      if (provider === undefined || provider === service.name) remember(rt, model, took)
+    }
+  }
+  return { name: service.name, generate: (job) => generate(rt, job), learn }
+}
+
+/** Keeps a prediction time of `model`; none that is not a plausible one (unknown, ≤ 0, past the deadline). */
+function remember({ timings, timeoutMs }: Runtime, model = '', ms: number): void {
+  if (!(ms > 0 && ms < timeoutMs)) return
+  const kept = timings.get(model) ?? []
+  timings.set(model, [...kept.slice(1 - TIMINGS_KEPT), ms])
+}
+
+/** When a prediction of `model` typically ends, in ms after its submit: the lower quartile of those kept, 0 when none are. */
+function expectedTime({ timings }: Runtime, model: string): number {
+  const kept = [...(timings.get(model) ?? [])].sort((a, b) => a - b)
+  return kept[Math.floor(kept.length / 4)] ?? 0
 }
 
 /**
@@ -259,20 +291,34 @@ function request<T>(rt: Runtime, job: GenerationJob, call: Call<T>, deadline?: n
  * terminal status costs one deadline and the next run submits afresh, instead of blocking the image on every run.
  */
 async function poll(rt: Runtime, job: GenerationJob, id: string, submittedAt: number, deadline: number, fresh: boolean): Promise<Prediction> {
+  const { model } = job.request
+  const { pollIntervalMs: fixed } = rt
+  const learned = () => pollWait(Date.now() - submittedAt, expectedTime(rt, model), rt.maxPollIntervalMs)
   // a resumed prediction may be long done: look at once
-  let wait = fresh ? rt.pollIntervalMs : 0
+  let wait = !fresh ? 0 : fixed ?? learned()
   let last: Prediction | undefined
+  // ms after the submit of the last poll that found it running: it ended after that
+  let runningAt = 0
   for (let left = deadline - Date.now(); left > 0; left = deadline - Date.now()) {
-    await sleep(Math.min(wait, left), job.signal)
-    wait = nextPollWait(wait, rt)
+    // a timer may fire a hair early (it counts from the event loop's time, not the clock's): a poll due at the
+    // expected end must not go out just before it
+    for (const due = Date.now() + Math.min(wait, left); Date.now() < due; ) await sleep(due - Date.now(), job.signal)
+    const sentAt = Date.now() - submittedAt
     const prediction = await request(rt, job, rt.service.get(id), deadline).catch((error: unknown) => {
       // a fresh prediction may answer 404/400 for a few seconds
       if (error instanceof ProviderError && [400, 404].includes(error.status ?? 0) && Date.now() - submittedAt < rt.warmUpMs) return undefined
       throw error
     })
     last = prediction ?? last
-    if (last && !running(last)) return last
+    if (last && !running(last)) {
+      // it ended between the two polls; the service's own time, when it says, places it more closely
+      const said = last.predictTime === undefined ? Number.NaN : last.predictTime * 1000
+      if (fresh) remember(rt, model, Number.isNaN(said) ? (runningAt + sentAt) / 2 : Math.min(Math.max(said, runningAt), sentAt))
+      return last
+    }
+    runningAt = sentAt
     if (last?.state === 'unknown' && Date.now() - submittedAt >= rt.timeoutMs) break
+    wait = fixed === undefined ? learned() : nextPollWait(wait, { pollIntervalMs: fixed, maxPollIntervalMs: rt.maxPollIntervalMs })
   }
   const status = `\`${last?.status ?? 'unknown'}\``
   if (last?.state === 'unknown') {
@@ -285,6 +331,21 @@ async function poll(rt: Runtime, job: GenerationJob, id: string, submittedAt: nu
   throw new ProviderError(reason, { hint, predictionId: id, retryable: true })
 }
 
-export function nextPollWait(previous: number, { pollIntervalMs, maxPollIntervalMs }: Pick<Runtime, 'pollIntervalMs' | 'maxPollIntervalMs'>): number {
+/**
+ * The default schedule: the wait in ms before the next poll of a prediction `elapsed` ms after its submit, when
+ * predictions of its model typically end `expected` ms after theirs (`expectedTime`: the lower quartile of the latest
+ * 16 times, from records and this run; 0 when none is known). Before `expected`, it waits until then (one poll at the
+ * expected end); past it, a quarter of the time it is late by. Never less than `POLL_FLOOR_MS` (250), nor more than
+ * `cap` (`maxPollIntervalMs`, 5000). So with history, polls are dense (every 250 ms) for the first second after the
+ * expected end, then back off ×1.25; with none (`expected` 0, a project's first build), they come every 250 ms for
+ * the first second (0.25, 0.5, 0.75, 1, 1.25, 1.56, 1.95, 2.44 s …), then ×1.25 up to every 5 s.
+ */
+export function pollWait(elapsed: number, expected: number, cap: number): number {
+  const wait = elapsed < expected ? expected - elapsed : (elapsed - expected) * POLL_BACKOFF
+  return Math.min(Math.max(wait, POLL_FLOOR_MS), cap)
+}
+
+/** The schedule when `pollIntervalMs` is set: that interval first, then ×1.5 after each poll, up to `maxPollIntervalMs`. */
+export function nextPollWait(previous: number, { pollIntervalMs, maxPollIntervalMs }: { pollIntervalMs: number; maxPollIntervalMs: number }): number {
   return previous < pollIntervalMs ? pollIntervalMs : Math.min(previous * 1.5, maxPollIntervalMs)
 }

@@ -3,6 +3,17 @@ export interface Provider {
   /** Stable name; part of every image key, so images of different providers never mix. */
   readonly name: string
   generate(job: GenerationJob): Promise<GenerationResult>
+  /**
+   * Told what finished predictions took (the cache records the plan read; others' are skipped by `provider`), so the
+   * first polls of a build land when its images are likely done. Optional; the core may call it any number of times.
+   */
+  learn?(records: Iterable<PredictionTiming>): void
+}
+
+/** What a cache record keeps of a finished prediction's timing. */
+export interface PredictionTiming extends Pick<GenerationResult, 'createdAt' | 'completedAt' | 'predictTime'> {
+  provider?: string
+  model?: string
 }
 
 /** The fields that decide the pixels, as the provider receives them. */
