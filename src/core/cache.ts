@@ -97,8 +97,8 @@ export class ImageCache {
   readonly imagesDir: string
   readonly locksDir: string
   private prepared?: Promise<void>
-  /** Verified images: path → `<fingerprint> <sha256>`; loaded from `memoPath` on first use. */
-  private verified?: Map<string, string>
+  /** Verified images: file name in `images/` → `<fingerprint> <sha256>`; read from `memoPath` once, on first use. */
+  private verified?: Record<string, string>
   private saving?: Promise<void>
 
   /** `memoPath`: a JSON file (in the derived cache, never committed) that remembers verified images across runs. */
@@ -133,7 +133,7 @@ export class ImageCache {
       if (readRegularFileSync(path, LFS_POINTER.length)?.bytes.toString('latin1') === LFS_POINTER) throw damaged('the image is a Git LFS pointer, not the image (the checkout ran without `git lfs pull`)', true)
       throw damaged(`the image has ${stats.size} bytes, its record says ${record.size} (truncated, or rewritten by a line-ending conversion)`)
     }
-    if (rehash || this.verifiedHash(path, stats) !== record.sha256) {
+    if (rehash || this.memo()[record.file] !== `${ImageCache.fingerprint(stats)} ${record.sha256}`) {
       let sha256: string
       try {
         sha256 = createHash('sha256').update(readRegularFileSync(path, MAX_IMAGE_BYTES)?.bytes ?? '').digest('hex')
@@ -141,7 +141,7 @@ export class ImageCache {
         throw damaged((error as Error).message)
       }
       if (sha256 !== record.sha256) throw damaged(`SHA-256 ${sha256.slice(0, 12)}… differs from the recorded ${record.sha256.slice(0, 12)}…`)
-      this.remember(path, stats, sha256)
+      this.remember(record.file, stats, sha256)
     }
     return { record, path }
   }
@@ -166,7 +166,7 @@ export class ImageCache {
     const file = `${fields.key}.${EXTENSIONS[format]}`
     const path = join(this.imagesDir, file)
     await commitFile(temp, path)
-    this.remember(path, lstatSync(path), sha256)
+    this.remember(file, lstatSync(path), sha256)
     const record: CacheRecord = { version: RECORD_VERSION, ...fields, file, sha256, size, contentType: `image/${format}`, width, height, format }
     await writeFileAtomic(this.recordPath(fields.key), `${JSON.stringify(record, null, 2)}\n`)
     return { record, path }
@@ -224,25 +224,25 @@ export class ImageCache {
     return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`
   }
 
-  private verifiedHash(path: string, stats: Stats): string | undefined {
+  /** The memo of verified images, read once per instance: one read per build, not one per lookup. */
+  private memo(): Record<string, string> {
     if (!this.verified) {
       const saved = this.memoPath && readJsonSync(this.memoPath)
-      this.verified = new Map(saved && typeof saved === 'object' ? Object.entries(saved as Record<string, string>) : [])
+      // Keys are file names (`<key>.<ext>`): never a name an object inherits; anything else found there is a miss.
+      this.verified = saved && typeof saved === 'object' && !Array.isArray(saved) ? (saved as Record<string, string>) : {}
     }
-    const [fingerprint, sha256] = this.verified.get(path)?.split(' ') ?? []
-    return fingerprint === ImageCache.fingerprint(stats) ? sha256 : undefined
+    return this.verified
   }
 
   /** Notes a verified image; the memo is written once after a burst of lookups, best effort (a lost memo only costs a hash). */
-  private remember(path: string, stats: Stats, sha256: string): void {
-    this.verifiedHash(path, stats)
-    this.verified!.set(path, `${ImageCache.fingerprint(stats)} ${sha256}`)
+  private remember(file: string, stats: Stats, sha256: string): void {
+    this.memo()[file] = `${ImageCache.fingerprint(stats)} ${sha256}`
     const memoPath = this.memoPath
     if (!memoPath || this.saving) return
     this.saving = Promise.resolve().then(async () => {
       this.saving = undefined
       await mkdir(dirname(memoPath), { recursive: true })
-      await writeFileAtomic(memoPath, JSON.stringify(Object.fromEntries(this.verified!)))
+      await writeFileAtomic(memoPath, JSON.stringify(this.verified))
     }).catch(() => {})
   }
 

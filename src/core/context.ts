@@ -47,6 +47,8 @@ export class ImagegenContext {
   private readonly deriver: Deriver
   private scheduler!: Scheduler
   private guard!: BillGuard
+  /** This build's `guardProject`, once started. */
+  private projectGuard?: Promise<void>
   private command: 'build' | 'serve' = 'build'
   private build!: Build
   /** Whether `build` is in `openBuilds` for this instance. */
@@ -85,6 +87,7 @@ export class ImagegenContext {
     this.missing.clear()
     this.aborter = new AbortController()
     this.guard = new BillGuard(this.options.maxNewImages)
+    this.projectGuard = undefined
     this.scheduler = this.project.scheduler({
       signal: this.aborter.signal,
       onEvent: (e) => {
@@ -95,14 +98,24 @@ export class ImagegenContext {
   }
 
   /**
-   * Before a build loads anything: plans every manifest of the project, so that a build that
-   * would generate more than `maxNewImages` fails before a single submit. Manifests that do not
-   * parse are left to fail when (and if) they are imported.
+   * Called as a build starts. Nothing is walked or planned then: a build whose imported manifests are all cached
+   * never reads the rest of the project. The bill guard over the whole project is `guardProject`, run by the first
+   * load that finds a missing image, before anything is submitted.
    */
-  async preflight(): Promise<void> {
-    if (this.options.cannotGenerate || this.command !== 'build') return
-    const { entries } = await this.project.readAll(await this.project.findManifests())
-    this.guard.take(this.project.plan(entries).missing)
+  async preflight(): Promise<void> {}
+
+  /**
+   * Once per build, before its first submit: plans every manifest of the project, so that a build that would
+   * generate more than `maxNewImages` in all fails (a `BudgetError`, for this load and every later one that would
+   * submit) before a single submit, whatever the order the bundler loads manifests in. Manifests that do not parse
+   * are left to fail when (and if) they are imported.
+   */
+  private guardProject(): Promise<void> {
+    this.projectGuard ??= (async () => {
+      const { entries } = await this.project.readAll(await this.project.findManifests())
+      this.guard.take(this.project.plan(entries).missing)
+    })()
+    return this.projectGuard
   }
 
   /** Reads a manifest and finds or makes its images; with `background` (a dev server that can reload the module), without waiting. */
@@ -138,6 +151,7 @@ export class ImagegenContext {
         },
       )
     } else if (missing.length > 0) {
+      if (this.command === 'build') await this.guardProject()
       for (const cached of await this.generate(missing)) images.set(cached.record.key, cached)
     }
     return { ...read, images, generating }

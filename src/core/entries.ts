@@ -23,11 +23,15 @@ export async function keyEntries(
     manifest.entries.map(async (entry) => {
       const reference = entry.spec.image ? await resolveReference(entry.spec.image, options.manifestPath, options.root, entry.location) : undefined
       const { key, pixels } = keySpec(entry.spec, options.provider, reference?.sha256)
-      const { model, prompt, width, height, seed, steps, guidance_scale, input } = pixels
-      const request = { model, prompt, width, height, seed, steps, guidance_scale, input, image: reference?.path }
-      return { ...entry, key, pixels, request }
+      return { ...entry, key, pixels, request: requestFor(pixels, reference?.path) }
     }),
   )
+}
+
+/** What the provider is sent for `pixels`: the same fields, with the reference image's absolute path (`image`) for its hash. */
+export function requestFor(pixels: PixelSpec, image?: string): ProviderRequest {
+  const { model, prompt, width, height, seed, steps, guidance_scale, input } = pixels
+  return { model, prompt, width, height, seed, steps, guidance_scale, input, image }
 }
 
 /** How messages name an entry: `file:line:col` and, in a collection, its name. */

@@ -1,9 +1,15 @@
 import { isUtf8 } from 'node:buffer'
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type Scalar, type YAMLMap } from 'yaml'
+import { createRequire } from 'node:module'
+import type { Document, Node, Pair, Scalar, YAMLMap } from 'yaml'
 import type { z } from 'zod'
 import { didYouMean } from './did-you-mean'
 import { ManifestError, type ManifestProblem, type SourceLocation } from './errors'
-import { BUILTIN_DEFAULTS, collectionSchema, FIELD_NAMES, imageFieldsSchema, type ImageFields, type ImageSpec } from './schema'
+import { BUILTIN_DEFAULTS, FIELD_NAMES, schemas, type ImageFields, type ImageSpec } from './schema'
+
+type Yaml = typeof import('yaml')
+let yamlModule: Yaml | undefined
+/** The YAML parser, loaded on the first parse: a build whose manifests are all in the parsed store never loads it. */
+const yaml = (): Yaml => (yamlModule ??= createRequire(import.meta.url)('yaml') as Yaml)
 
 export const MANIFEST_PATTERN = /\.images\.ya?ml$/
 
@@ -30,6 +36,7 @@ const COLLECTION_KEYS = ['defaults', 'images']
  */
 export function parseManifest(source: string | Uint8Array, file: string): Manifest {
   const text = typeof source === 'string' ? source : decodeUtf8(source, file)
+  const { isMap, isScalar, isSeq, LineCounter, parseDocument } = yaml()
   const lineCounter = new LineCounter()
   // yaml's own unique-key check compares each key with every earlier one of its map: quadratic in entries
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false })
@@ -68,7 +75,7 @@ export function parseManifest(source: string | Uint8Array, file: string): Manife
 }
 
 function readSingle(data: unknown, file: string, locate: Locator, start: SourceLocation): Manifest {
-  const result = imageFieldsSchema.safeParse(data)
+  const result = schemas().imageFields.safeParse(data)
   if (!result.success) throw new ManifestError(file, zodProblems(result.error, locate, FIELD_NAMES))
   const fields = result.data
   const problems: ManifestProblem[] = []
@@ -79,7 +86,7 @@ function readSingle(data: unknown, file: string, locate: Locator, start: SourceL
 }
 
 function readCollection(data: unknown, file: string, locate: Locator): Manifest {
-  const result = collectionSchema.safeParse(data)
+  const result = schemas().collection.safeParse(data)
   if (!result.success) throw new ManifestError(file, zodProblems(result.error, locate, COLLECTION_KEYS))
   const { defaults = {}, images } = result.data
   const problems: ManifestProblem[] = []
@@ -160,6 +167,7 @@ function decodeUtf8(bytes: Uint8Array, file: string): string {
 
 /** Every key that repeats an earlier key of its map (as text, as `toJS` names them), with that earlier key; one pass. */
 function duplicateKeys(doc: Document.Parsed): [Scalar, Scalar][] {
+  const { isScalar, visit } = yaml()
   const repeated: [Scalar, Scalar][] = []
   visit(doc, {
     Map(_, map) {
@@ -183,6 +191,7 @@ type Locator = ReturnType<typeof locator>
  * are indexed on first use, so locating every entry of a collection is linear in its size.
  */
 function locator(doc: Document.Parsed, at: (offset: number) => SourceLocation) {
+  const { isMap, isScalar, isSeq } = yaml()
   const offset = (node: unknown) => (node as Node | null | undefined)?.range?.[0]
   const indexes = new Map<YAMLMap, Map<string, Pair>>()
   const pairOf = (map: YAMLMap, segment: string | number) => {

@@ -83,9 +83,9 @@ export class Project {
   }
 
   /**
-   * Reads, parses and keys one manifest. A build reads each manifest twice (the preflight, then
-   * its load), a dev server or watcher again on every change, and every build the same files as
-   * the last: unchanged bytes are parsed and keyed once, and remembered on disk. Manifests with
+   * Reads, parses and keys one manifest. A build that generates reads each manifest twice (the
+   * project-wide bill guard, then its load), a dev server or watcher again on every change, and every
+   * build the same files as the last: unchanged bytes are parsed and keyed once, and remembered on disk. Manifests with
    * reference images are keyed afresh, since those files may change under the same manifest.
    * Throws a `ManifestError` located at the manifest (`id`, `loc`), also when `file` is not a regular file of at
    * most `MANIFEST_LIMIT` bytes.
