@@ -8,7 +8,7 @@ import { table, usageError } from './terminal'
  * A command's line in the main help, the text of its own help, and its flags besides `--help` (`--max-new N` takes a
  * value; `--force <…>…` takes one each time it is given).
  */
-type CommandSpec = { usage: string; summary: string; about: string; flags: Record<string, string> }
+type CommandSpec = { usage: string; summary: string; about: string; flags: Record<string, string>; operands?: string[] }
 
 const COMMAND_SPECS = {
   generate: {
@@ -46,6 +46,31 @@ Entries made by another provider than the configured one are kept unless --any-p
     usage: 'verify', summary: 're-hash every cached image against its record; exit 1 on damage',
     about: `Re-hashes every cached image against the SHA-256 and size in its record.
 Exits 1 and lists the damaged entries when any file differs.`,
+    flags: { '--json': 'print one JSON result on stdout' },
+  },
+  variants: {
+    usage: 'variants <manifest>[#<entry>]', summary: 'make N candidates per entry that differ only in seed, and a contact sheet',
+    operands: ['<manifest>[#<entry>]'],
+    about: `Makes N candidates of the entry (every entry of the manifest when #<entry> is left out;
+a single-image manifest has no #<entry>) that differ only in seed. Candidate 1 is the image
+the entry uses now; the others' seeds derive from the spec, so running it again makes nothing
+new. Candidates are cached like any image and count against the bill guard.
+Prints one line per candidate and writes a contact sheet (HTML) to the derived cache;
+pin the one you like with \`imagegen pick <manifest>#<entry> <seed>\`.`,
+    flags: {
+      '--count N': 'candidates per entry, the current image included, 1–64 (default 4)',
+      '--dry-run': 'print the candidates and what would be generated, then stop',
+      '--json': 'print one JSON result on stdout',
+      '--concurrency N': 'predictions at once (default: concurrency, 4)',
+      '--max-new N': 'allow up to N new images in this run (default: maxNewImages, 25)',
+    },
+  },
+  pick: {
+    usage: 'pick <manifest>[#<entry>] <seed>', summary: 'write `seed: <seed>` into a manifest entry, keeping its comments',
+    operands: ['<manifest>[#<entry>]', '<seed>'],
+    about: `Writes \`seed: <seed>\` into the entry (the manifest alone for a single image), keeping
+the file's comments, order and formatting, and prints the old and the new seed.
+A seed whose image is not cached yet is allowed: the next build or \`imagegen generate\` makes it.`,
     flags: { '--json': 'print one JSON result on stdout' },
   },
 } satisfies Record<string, CommandSpec>
@@ -144,7 +169,12 @@ export function parseInvocation(argv: readonly string[]): Invocation {
     throw usageError(message)
   }
   if (parsed.values.help) return { text: commandHelp(spec) }
-  if (!spec.usage.includes('[paths…]') && parsed.positionals.length > 0) {
+  const operands = spec.operands
+  if (operands && parsed.positionals.length !== operands.length) {
+    const got = parsed.positionals.length === 0 ? 'nothing' : parsed.positionals.map((p) => `\`${p}\``).join(' ')
+    throw usageError(`\`imagegen ${command}\` takes ${operands.join(' ')} (got ${got})`)
+  }
+  if (!operands && !spec.usage.includes('[paths…]') && parsed.positionals.length > 0) {
     throw usageError(`\`imagegen ${command}\` takes no paths (got ${parsed.positionals.map((p) => `\`${p}\``).join(', ')}): it always looks at the whole project`)
   }
   return { command, paths: parsed.positionals, flags: parsed.values }

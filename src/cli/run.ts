@@ -4,13 +4,15 @@ import { Project } from '../core/project'
 import { flagOptions, resolveOptions } from '../options'
 import { COMMANDS as NAMES, OPTION_FLAGS, parseInvocation } from './args'
 import { generateCommand } from './commands/generate'
+import { pickCommand } from './commands/pick'
 import { pruneCommand } from './commands/prune'
 import { statusCommand } from './commands/status'
+import { variantsCommand } from './commands/variants'
 import { verifyCommand } from './commands/verify'
 import { JSON_VERSION } from './json'
 import { EXIT, printError, type CommandContext, type ExitCode } from './terminal'
 
-const COMMANDS = { generate: generateCommand, status: statusCommand, prune: pruneCommand, verify: verifyCommand }
+const COMMANDS = { generate: generateCommand, status: statusCommand, prune: pruneCommand, verify: verifyCommand, variants: variantsCommand, pick: pickCommand }
 
 export async function run(argv: readonly string[], ctx: CommandContext): Promise<ExitCode> {
   // Asked for before the arguments are understood, so that a bad one still gets its JSON document.
