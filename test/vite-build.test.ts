@@ -1,10 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import sharp from 'sharp'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { startAtlasServer, type AtlasServer } from './atlas-server'
 import { build, createLogger, type Plugin, type PluginOption } from 'vite'
 import imagegen from '../src/vite'
+import { Project } from '../src/core/project'
 import { copyProject, viteBuild, viteProject } from './helpers/vite-project'
 import { filesContaining } from './helpers/temp'
 
@@ -124,6 +125,31 @@ describe('vite build', () => {
     expect((error as Error).message).toContain('4 new images would be generated, more than `maxNewImages` allows (3)')
     expect((error as Error).message).toContain('raise `maxNewImages`')
     expect(server.requests).toBe(0)
+  })
+
+  it('walks the project only once an imported image is missing, and then counts manifests it does not import before the first submit', async () => {
+    const extra = 'defaults:\n  width: 64\n  height: 64\nimages:\n  kite:\n    prompt: A kite\n  boat:\n    prompt: A boat\n'
+    const root = viteProject({ 'src/later/extra.images.yaml': extra })
+    const walks = vi.spyOn(Project.prototype, 'findManifests')
+    try {
+      // 4 images imported and missing, 2 more in a manifest no module imports: 6 > 5, refused before any submit
+      const error = await viteBuild(root, { ...online(), maxNewImages: 5 }).catch((e: unknown) => e as Error)
+      expect(error.message).toContain('6 new images would be generated, more than `maxNewImages` allows (5)')
+      expect(server.requests).toBe(0)
+      expect(walks).toHaveBeenCalledTimes(1)
+
+      await viteBuild(root, { ...online(), maxNewImages: 6 })
+      expect(server.submits.map((s) => s.prompt).sort()).toEqual(['A lighthouse at dusk', 'A paper-cut skyline', 'A robot mascot', 'Rolling hills'])
+      server.reset()
+      walks.mockClear()
+      // Every imported image is cached: nothing is walked, so the 2 missing images no module imports do not count.
+      const warm = await viteBuild(root, { ...online(), maxNewImages: 0 })
+      expect(warm.logs.join('\n')).toMatch(/imagegen: 4 images — 4 cached, 0 generated/)
+      expect(walks).not.toHaveBeenCalled()
+      expect(server.requests).toBe(0)
+    } finally {
+      walks.mockRestore()
+    }
   })
 
   it('names the entry and the provider message on failure, and keeps the images that arrived', async () => {
