@@ -71,7 +71,7 @@ describe('--json failures', () => {
       [['status', '--json', '--bogus'], usage('unknown option `--bogus` for `imagegen status`; its options are --json, --help', 'status')],
       [['stauts', '--json'], usage('unknown command `stauts`: did you mean `status`?', null)],
       [['verify', 'src', '--json'], usage('`imagegen verify` takes no paths (got `src`): it always looks at the whole project', 'verify')],
-      [['--json'], usage('no command given; the commands are generate, status, prune, verify', null)],
+      [['--json'], usage('no command given; the commands are generate, status, prune, verify, variants, pick', null)],
     ]
     for (const [args, document] of cases) {
       const result = await cli(dir, args)
