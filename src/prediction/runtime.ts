@@ -333,12 +333,19 @@ async function poll(rt: Runtime, job: GenerationJob, id: string, submittedAt: nu
 
 /**
  * The default schedule: the wait in ms before the next poll of a prediction `elapsed` ms after its submit, when
- * predictions of its model typically end `expected` ms after theirs (`expectedTime`: the lower quartile of the latest
- * 16 times, from records and this run; 0 when none is known). Before `expected`, it waits until then (one poll at the
- * expected end); past it, a quarter of the time it is late by. Never less than `POLL_FLOOR_MS` (250), nor more than
- * `cap` (`maxPollIntervalMs`, 5000). So with history, polls are dense (every 250 ms) for the first second after the
- * expected end, then back off ×1.25; with none (`expected` 0, a project's first build), they come every 250 ms for
- * the first second (0.25, 0.5, 0.75, 1, 1.25, 1.56, 1.95, 2.44 s …), then ×1.25 up to every 5 s.
+ * predictions of its model typically end `expected` ms after theirs, or 0 when none is known.
+ *
+ * `expected` (`expectedTime`) is the lower quartile of the latest 16 times of the model: each prediction this run saw
+ * end gives the service's `metrics.predict_time`, placed between the last poll that found it running and the one that
+ * found it done (their midpoint when the service does not say); each cache record handed to `learn` gives its
+ * `predictTime`, or `completedAt − createdAt`.
+ *
+ * Before `expected`, it waits until then (one poll at the expected end); past it, a quarter of the time it is late
+ * by. Never less than `POLL_FLOOR_MS` (250), nor more than `cap` (`maxPollIntervalMs`, 5000). So with history, polls
+ * are dense (every 250 ms) for the first second after the expected end, then back off ×1.25; with none (a project's
+ * first build), they come every 250 ms for the first second (0.25, 0.5, 0.75, 1, 1.25, 1.56, 1.95, 2.44 s …), then
+ * ×1.25 up to every 5 s. A prediction is polled at most 4 times a second, so c in flight at most 4·c times (32 at
+ * c = 8); once the service's time is learned, a prediction that ends on time is polled once.
  */
 export function pollWait(elapsed: number, expected: number, cap: number): number {
   const wait = elapsed < expected ? expected - elapsed : (elapsed - expected) * POLL_BACKOFF
