@@ -1,6 +1,8 @@
-import { imageLabel } from '../core/plan'
-import type { GenerateEvent } from '../core/scheduler'
-import { colors, formatSeconds, type Terminal } from './terminal'
+import { ImagegenError } from '../core/errors'
+import { imageLabel, type PlannedImage } from '../core/plan'
+import type { Project } from '../core/project'
+import { GenerationError, type GenerateEvent, type MadeImage } from '../core/scheduler'
+import { colors, formatSeconds, type CommandContext, type Terminal } from './terminal'
 
 /** Terminal codes that hide and show the cursor (DECTCEM). */
 export const HIDE_CURSOR = '\x1b[?25l'
@@ -70,4 +72,43 @@ export function barReporter(terminal: Terminal, isInterrupt: (error: Error) => b
       stream.write(`\r\x1b[2K${SHOW_CURSOR}`)
     },
   }
+}
+
+/** What a reported run made: the images that arrived, those that failed (not those stopped), and the signal that stopped it. */
+export interface ReportedRun {
+  generated: MadeImage[]
+  failed: { image: PlannedImage; error: Error }[]
+  stoppedBy?: 'SIGINT' | 'SIGTERM'
+}
+
+/**
+ * Generates `missing` (already bill-guarded) with the project's scheduler, shown by `barReporter` unless `quiet`
+ * (`--json`). The first Ctrl-C or SIGTERM stops it cleanly: images that arrived stay cached, submitted predictions stay
+ * journaled, and they are not counted as failed. Throws what is not a `GenerationError` (e.g. an unwritable cache).
+ */
+export async function generateReported(
+  project: Project,
+  missing: readonly PlannedImage[],
+  { terminal, onSignal, quiet }: Pick<CommandContext, 'terminal' | 'onSignal'> & { quiet: boolean },
+): Promise<ReportedRun> {
+  const run: ReportedRun = { generated: [], failed: [] }
+  const controller = new AbortController()
+  const isInterrupt = (error: Error) => controller.signal.aborted && (error === controller.signal.reason || error.name === 'AbortError')
+  const reporter = quiet ? undefined : barReporter(terminal, isInterrupt)
+  const unsubscribe = onSignal?.((name) => {
+    run.stoppedBy = name
+    controller.abort(new ImagegenError('STOPPED', `stopped by ${name}`))
+    reporter?.note('imagegen: stopping — images that arrived are kept, submitted predictions stay journaled (Ctrl-C again quits at once)')
+  })
+  try {
+    run.generated = await project.scheduler({ signal: controller.signal, onEvent: reporter?.onEvent }).generate(missing)
+  } catch (error) {
+    if (!(error instanceof GenerationError)) throw error
+    run.generated = error.generated
+    run.failed = error.failures.filter(({ error }) => !isInterrupt(error))
+  } finally {
+    reporter?.stop()
+    unsubscribe?.()
+  }
+  return run
 }

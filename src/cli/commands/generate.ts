@@ -5,7 +5,7 @@ import type { Project } from '../../core/project'
 import { GenerationError, type MadeImage } from '../../core/scheduler'
 import type { Command } from '../args'
 import { jsonEntry, jsonHeader } from '../json'
-import { barReporter } from '../progress'
+import { generateReported } from '../progress'
 import { noManifests, readManifests } from '../project'
 import { clipColumns, EXIT, formatSeconds, printError, printWarning, table, usageError, type CommandContext, type ExitCode } from '../terminal'
 
@@ -99,24 +99,7 @@ export async function generateCommand({ cwd, terminal, onSignal }: CommandContex
     return finish(EXIT.incomplete, error as ImagegenError)
   }
 
-  const controller = new AbortController()
-  const isInterrupt = (error: Error) => controller.signal.aborted && (error === controller.signal.reason || error.name === 'AbortError')
-  const reporter = json ? undefined : barReporter(terminal, isInterrupt)
-  const unsubscribe = onSignal?.((name) => {
-    stoppedBy = name
-    controller.abort(new ImagegenError('STOPPED', `stopped by ${name}`))
-    reporter?.note('imagegen: stopping — images that arrived are kept, submitted predictions stay journaled (Ctrl-C again quits at once)')
-  })
-  try {
-    generated = await project.scheduler({ signal: controller.signal, onEvent: reporter?.onEvent }).generate(plan.missing)
-  } catch (error) {
-    if (!(error instanceof GenerationError)) throw error
-    generated = error.generated
-    failed = error.failures.filter(({ error }) => !isInterrupt(error))
-  } finally {
-    reporter?.stop()
-    unsubscribe?.()
-  }
+  ;({ generated, failed, stoppedBy } = await generateReported(project, plan.missing, { terminal, onSignal, quiet: json }))
   // What is still journaled is what the next run resumes.
   const settled = new Set([...generated.map((cached) => cached.record.key), ...failed.map(({ image }) => image.key)])
   pending = await project.pending(plan.missing.filter((image) => !settled.has(image.key)))

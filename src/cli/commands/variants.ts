@@ -5,13 +5,13 @@ import { writeFileAtomic } from '../../core/atomic'
 import { didYouMean } from '../../core/did-you-mean'
 import type { KeyedEntry } from '../../core/entries'
 import { forTerminal, ImagegenError, plural } from '../../core/errors'
-import { BillGuard, forceName, missingImagesError, type PlannedImage } from '../../core/plan'
+import { BillGuard, forceName, missingImagesError } from '../../core/plan'
 import type { Project } from '../../core/project'
-import { GenerationError, type MadeImage } from '../../core/scheduler'
+import { GenerationError } from '../../core/scheduler'
 import { candidatesOf, contactSheet } from '../../core/variants'
 import type { Command } from '../args'
 import { jsonEntry, jsonHeader } from '../json'
-import { barReporter } from '../progress'
+import { generateReported, type ReportedRun } from '../progress'
 import { EXIT, formatSeconds, printError, printWarning, table, usageError, type CommandContext, type ExitCode } from '../terminal'
 
 export const DEFAULT_VARIANTS = 4
@@ -72,15 +72,13 @@ export async function variantsCommand({ cwd, terminal, onSignal }: CommandContex
   const guard = new BillGuard(options.maxNewImages)
   const withinLimit = guard.fits(plan.missing)
   const started = performance.now()
-  let generated: MadeImage[] = []
-  let failed: { image: PlannedImage; error: Error }[] = []
-  let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined
+  let ran: ReportedRun = { generated: [], failed: [] }
   let sheet: string | undefined
 
   /** Each candidate's state and file now; writes the contact sheet (not on a dry run); prints the result; returns `code`. */
   const finish = async (code: ExitCode, error?: ImagegenError): Promise<ExitCode> => {
-    const made = new Map(generated.map((image) => [image.record.key, image]))
-    const failures = new Map(failed.map(({ image, error }) => [image.key, error.message]))
+    const made = new Map(ran.generated.map((image) => [image.record.key, image]))
+    const failures = new Map(ran.failed.map(({ image, error }) => [image.key, error.message]))
     const cachedByKey = new Map(plan.cached.map((image) => [image.key, image.cached!]))
     const rows = candidates.map(({ entry, candidates }) => ({
       entry,
@@ -110,13 +108,13 @@ export async function variantsCommand({ cwd, terminal, onSignal }: CommandContex
       terminal.out(JSON.stringify({
         ...jsonHeader('variants', code, project),
         dryRun,
-        interrupted: stoppedBy !== undefined,
+        interrupted: ran.stoppedBy !== undefined,
         count,
         maxNewImages: options.maxNewImages,
         withinLimit,
         summary: {
           entries: entries.length, candidates: all.length, images: plan.images.length, cached: plan.cached.length, toGenerate: plan.missing.length,
-          generated: generated.filter((image) => !image.elsewhere).length, failed: failed.length,
+          generated: ran.generated.filter((image) => !image.elsewhere).length, failed: ran.failed.length,
         },
         seconds: Number(((performance.now() - started) / 1000).toFixed(3)),
         contactSheet: sheet ? project.display(sheet) : null,
@@ -156,25 +154,9 @@ export async function variantsCommand({ cwd, terminal, onSignal }: CommandContex
     } catch (error) {
       return finish(EXIT.incomplete, error as ImagegenError)
     }
-    const controller = new AbortController()
-    const isInterrupt = (error: Error) => controller.signal.aborted && (error === controller.signal.reason || error.name === 'AbortError')
-    const reporter = json ? undefined : barReporter(terminal, isInterrupt)
-    const unsubscribe = onSignal?.((name) => {
-      stoppedBy = name
-      controller.abort(new ImagegenError('STOPPED', `stopped by ${name}`))
-      reporter?.note('imagegen: stopping — images that arrived are kept, submitted predictions stay journaled (Ctrl-C again quits at once)')
-    })
-    try {
-      generated = await project.scheduler({ signal: controller.signal, onEvent: reporter?.onEvent }).generate(plan.missing)
-    } catch (error) {
-      if (!(error instanceof GenerationError)) throw error
-      generated = error.generated
-      failed = error.failures.filter(({ error }) => !isInterrupt(error))
-    } finally {
-      reporter?.stop()
-      unsubscribe?.()
-    }
+    ran = await generateReported(project, plan.missing, { terminal, onSignal, quiet: json })
   }
+  const { generated, failed, stoppedBy } = ran
   const elsewhere = generated.filter((image) => image.elsewhere).length
   const failures = failed.length > 0 ? `, ${failed.length} failed` : ''
   say(`imagegen: ${plural(plan.images.length, 'candidate image')} — ${plan.cached.length + elsewhere} cached, ${generated.length - elsewhere} generated${failures} in ${formatSeconds((performance.now() - started) / 1000)}`)
