@@ -219,7 +219,10 @@ describe('imagegen variants: bill guard, dry run, errors', () => {
 
   it('names bad targets, counts and seeds as usage errors (exit 2), and changes no manifest', async () => {
     const dir = site({ 'src/hero.images.yaml': HERO })
+    const elsewhere = join(tempDir('imagegen-elsewhere-'), 'far.images.yaml')
+    writeProject(join(elsewhere, '..'), { 'far.images.yaml': HERO })
     const cases: [string[], string][] = [
+      [['pick', elsewhere, '5'], `\`${elsewhere}\` is outside the project`],
       [['variants', 'src/art.images.yaml#baner'], '`src/art.images.yaml` has no entry `baner`: did you mean `banner`?'],
       [['variants', 'src/nope.images.yaml'], '`src/nope.images.yaml` does not exist'],
       [['variants', 'src/main.js'], '`src/main.js` is not a manifest'],
@@ -240,6 +243,7 @@ describe('imagegen variants: bill guard, dry run, errors', () => {
     expect(server.requests).toBe(0)
     expect(readFileSync(join(dir, 'src/art.images.yaml'), 'utf8')).toBe(ART)
     expect(readFileSync(join(dir, 'src/hero.images.yaml'), 'utf8')).toBe(HERO)
+    expect(readFileSync(elsewhere, 'utf8')).toBe(HERO)
   })
 
   it('pick on a single-image manifest writes the seed at the top level and says an uncached image will be generated', async () => {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
-import { dirname, join, relative, resolve, sep } from 'node:path'
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { writeFileAtomic } from '../../core/atomic'
 import { didYouMean } from '../../core/did-you-mean'
 import type { KeyedEntry } from '../../core/entries'
@@ -18,7 +18,7 @@ export const DEFAULT_VARIANTS = 4
 const MAX_VARIANTS = 64
 
 /**
- * The entries `<manifest>[#<entry>]` names (the manifest relative to `cwd`): the one entry, or every entry of the
+ * The entries `<manifest>[#<entry>]` names (the manifest relative to `cwd`, inside the project): the one entry, or every entry of the
  * manifest when `#<entry>` is left out. A missing file, a file that is not a manifest, a `#<entry>` on a single-image
  * manifest or a name the manifest lacks is a usage error (exit 2); a manifest with problems throws its `ManifestError`.
  */
@@ -28,6 +28,8 @@ export async function namedEntries(project: Project, cwd: string, target: string
   const [manifest, name] = existsSync(whole) ? [target, undefined] : (target.split(/#(?=[^#]*$)/) as [string, string?])
   const file = resolve(cwd, manifest)
   if (!existsSync(file)) throw usageError(`\`${manifest}\` does not exist`)
+  const inside = relative(project.root, file)
+  if (inside.startsWith('..') || isAbsolute(inside)) throw usageError(`\`${manifest}\` is outside the project (${project.root})`)
   if (!project.isManifest(file)) throw usageError(`\`${manifest}\` is not a manifest (*.images.yaml) of this project`)
   const { entries } = await project.read(file)
   if (name === undefined) return { file, entries }
