@@ -57,6 +57,8 @@ export async function viteBuild(root: string, options: Options, config: InlineCo
   logger.info = (msg) => void logs.push(msg)
   logger.warn = (msg) => void logs.push(msg)
   logger.warnOnce = (msg) => void logs.push(msg)
+  // a failing build rejects with its error; Vite's own "✗ Build failed" line stays out of the test output
+  logger.error = (msg) => void logs.push(msg)
   const outDir = config.build?.outDir ?? join(root, 'dist')
   await build({
     root,
