@@ -19,7 +19,7 @@
  *
  * See test/frameworks/README.md. Set IMAGEGEN_FRAMEWORKS_KEEP=1 to keep the temp folder.
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
@@ -149,13 +149,17 @@ if (ENABLED) describe('framework apps', () => {
         if (existsSync(join(REPO, file))) cpSync(join(REPO, file), join(stage, file), { recursive: true })
       }
       const targets = [...JSON.stringify(manifest.exports).matchAll(/:"(\.\/[^"]+)"/g)].map((m) => m[1]!).concat(Object.values(manifest.bin ?? {}))
-      const absent = targets.filter((file) => !existsSync(join(stage, file)))
-      if (absent.length) throw new Error(`the build wrote no ${absent.join(', ')} (named by package.json's exports and bin):\n${tail(built.output)}`)
-      const packed = await run('npm', ['pack', '--pack-destination', work, '--json', '--ignore-scripts', '--loglevel=error'], stage, { timeoutMs: 120_000 })
+      // `npm pack` runs the package's own `prepack` (scripts/cjs-entries.mjs: the CJS entries), which imports the
+      // built entries: the repository's scripts/ and node_modules (a link, never packed) are there for it.
+      if (existsSync(join(REPO, 'scripts'))) cpSync(join(REPO, 'scripts'), join(stage, 'scripts'), { recursive: true })
+      symlinkSync(join(REPO, 'node_modules'), join(stage, 'node_modules'), 'dir')
+      const packed = await run('npm', ['pack', '--pack-destination', work, '--json', '--loglevel=error'], stage, { timeoutMs: 120_000 })
       if (packed.code !== 0) throw new Error(`npm pack failed:\n${tail(packed.output)}`)
-      const name = (JSON.parse(packed.output.slice(packed.output.indexOf('['))) as { filename: string }[])[0]!.filename
+      const name = (JSON.parse(packed.output.slice(packed.output.search(/^\[/m))) as { filename: string }[])[0]!.filename
       tarball = join(work, basename(name))
       if (!existsSync(tarball)) throw new Error(`npm pack printed ${name}, but ${tarball} is not there`)
+      const absent = targets.filter((file) => !existsSync(join(stage, file)))
+      if (absent.length) throw new Error(`the build wrote no ${absent.join(', ')} (named by package.json's exports and bin):\n${tail(built.output)}`)
       if (existsSync(CHROMIUM)) browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
       else console.warn(`browser checks skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`)
     } catch (error) {
