@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import sharp from 'sharp'
 import { describe, expect, it, vi } from 'vitest'
@@ -77,6 +77,23 @@ describe('the image cache', () => {
     bytes[bytes.length >> 1]! ^= 0xff
     writeFileSync(stored.path, bytes)
     expect(() => new ImageCache(dir, memo).lookup(pixels.key)).toThrow(/SHA-256 [0-9a-f]{12}… differs from the recorded/)
+  })
+
+  it('reads a memo of any size once: 10,000 images make one of 2 MB, and what it lists as verified is not hashed again', async () => {
+    const dir = tempDir()
+    const memo = join(dir, 'derived/verified.json')
+    const stored = await commitOne(new ImageCache(dir, memo))
+    // Change the image's bytes, then write a memo that says this very file (its new inode, size and times) was
+    // verified: only a lookup that read the memo takes the entry without hashing it (hashing would find it damaged).
+    const bytes = readFileSync(stored.path)
+    bytes[bytes.length >> 1]! ^= 0xff
+    writeFileSync(stored.path, bytes)
+    const { dev, ino, size, mtimeMs, ctimeMs } = lstatSync(stored.path)
+    const others = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`${i.toString(16).padStart(64, '0')}.png`, `1:${i}:69:1.5:1.5 ${'0'.repeat(64)}`]))
+    writeFileSync(memo, JSON.stringify({ ...others, [stored.record.file]: `${dev}:${ino}:${size}:${mtimeMs}:${ctimeMs} ${stored.record.sha256}` }))
+    expect(statSync(memo).size).toBeGreaterThan(1024 * 1024)
+    expect(new ImageCache(dir, memo).lookup(pixels.key)).toEqual(stored)
+    expect(() => new ImageCache(dir, memo).lookup(pixels.key, { rehash: true })).toThrow(/SHA-256 [0-9a-f]{12}… differs from the recorded/)
   })
 
   it('journals pending predictions', async () => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { createReadStream, existsSync, lstatSync, type Stats } from 'node:fs'
+import { createReadStream, existsSync, lstatSync, mkdirSync, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { commitFile, readJsonSync, tempPathFor, writeFileAtomic } from './atomic'
@@ -69,6 +69,8 @@ export class DamagedEntryError extends ImagegenError {
 /** What Git LFS leaves in place of a file after a checkout without `git lfs pull`. */
 const LFS_POINTER = 'version https://git-lfs.github.com/spec/v1'
 const MAX_RECORD_BYTES = 64 * 1024
+/** The memo of verified images: about 200 bytes an image, so a million images. */
+const MAX_MEMO_BYTES = 256 * 1024 * 1024
 const RECORD_NAME = /^([0-9a-f]{64})\.json$/
 const IMAGE_NAME = new RegExp(`^([0-9a-f]{64})\\.(${Object.values(EXTENSIONS).join('|')})$`)
 /** A temp file of `tempPathFor`: `.<name>.<pid>.<hex>.tmp`. */
@@ -99,7 +101,7 @@ export class ImageCache {
   private prepared?: Promise<void>
   /** Verified images: file name in `images/` → `<fingerprint> <sha256>`; read from `memoPath` once, on first use. */
   private verified?: Record<string, string>
-  private saving?: Promise<void>
+  private saving = false
 
   /** `memoPath`: a JSON file (in the derived cache, never committed) that remembers verified images across runs. */
   constructor(
@@ -227,23 +229,35 @@ export class ImageCache {
   /** The memo of verified images, read once per instance: one read per build, not one per lookup. */
   private memo(): Record<string, string> {
     if (!this.verified) {
-      const saved = this.memoPath && readJsonSync(this.memoPath)
+      // 10,000 images make a memo of about 2 MB: more than `readJsonSync` reads
+      const saved = this.memoPath && readJsonUpTo(this.memoPath, MAX_MEMO_BYTES)
       // Keys are file names (`<key>.<ext>`): never a name an object inherits; anything else found there is a miss.
       this.verified = saved && typeof saved === 'object' && !Array.isArray(saved) ? (saved as Record<string, string>) : {}
     }
     return this.verified
   }
 
-  /** Notes a verified image; the memo is written once after a burst of lookups, best effort (a lost memo only costs a hash). */
+  /**
+   * Notes a verified image. The memo is written once after a burst of lookups, synchronously so that a command that
+   * exits right after its plan does not leave it half written (and every image to hash again); best effort: a lost
+   * memo only costs a hash.
+   */
   private remember(file: string, stats: Stats, sha256: string): void {
     this.memo()[file] = `${ImageCache.fingerprint(stats)} ${sha256}`
     const memoPath = this.memoPath
     if (!memoPath || this.saving) return
-    this.saving = Promise.resolve().then(async () => {
-      this.saving = undefined
-      await mkdir(dirname(memoPath), { recursive: true })
-      await writeFileAtomic(memoPath, JSON.stringify(this.verified))
-    }).catch(() => {})
+    this.saving = true
+    queueMicrotask(() => {
+      this.saving = false
+      const temp = tempPathFor(memoPath)
+      try {
+        mkdirSync(dirname(memoPath), { recursive: true })
+        writeFileSync(temp, JSON.stringify(this.verified), { flag: 'wx' })
+        renameSync(temp, memoPath)
+      } catch {
+        rmSync(temp, { force: true })
+      }
+    })
   }
 
   /**
@@ -321,6 +335,19 @@ export async function listCache(imagesDir: string): Promise<{ records: string[];
     if (image) images.set(image[1]!, [...(images.get(image[1]!) ?? []), name])
   }
   return { records, images }
+}
+
+/**
+ * The JSON in `path`, a regular file (no symlink) of at most `maxBytes`; undefined when there is none or it is
+ * anything else (too big, cut short, not JSON): for the derived data kept here, a miss, never an error.
+ */
+export function readJsonUpTo(path: string, maxBytes: number): unknown {
+  try {
+    const read = readRegularFileSync(path, maxBytes)
+    return read && read.stats.size <= maxBytes ? JSON.parse(read.bytes.toString('utf8')) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /**

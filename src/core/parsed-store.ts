@@ -1,12 +1,16 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { readJsonSync, writeFileAtomic } from './atomic'
+import { writeFileAtomic } from './atomic'
+import { readJsonUpTo } from './cache'
 import { requestFor, type KeyedEntry } from './entries'
 import type { Manifest } from './manifest'
 
 /** Bumped when what is stored, or how it is parsed and keyed, changes. */
 const STORE_VERSION = 2
+
+/** A stored manifest is about 5 times its YAML: room for the largest manifest read (`MANIFEST_LIMIT`, 8 MB). */
+const MAX_STORED_BYTES = 64 * 1024 * 1024
 
 export type ParsedManifest = { manifest: Manifest; entries: KeyedEntry[] }
 
@@ -31,7 +35,7 @@ export class ParsedStore {
 
   /** The manifest stored under `digest` (its `manifest.entries` are the keyed entries themselves); undefined when none is, or what is there is not whole. */
   get(digest: string): ParsedManifest | undefined {
-    const stored = readJsonSync(join(this.dir, `${digest}.json`)) as Partial<Stored> | undefined
+    const stored = readJsonUpTo(join(this.dir, `${digest}.json`), MAX_STORED_BYTES) as Partial<Stored> | undefined
     // Anything else found there (a file cut short, another version's) is a miss, not an error.
     if ((stored?.kind !== 'single' && stored?.kind !== 'collection') || !Array.isArray(stored.entries) || stored.entries.length === 0) return undefined
     const entries = stored.entries.map((entry) => ({ ...entry, request: requestFor(entry.pixels) }))
