@@ -4,6 +4,7 @@ import { dirname, normalize, resolve } from 'node:path'
 import { createUnplugin, type RspackCompiler, type UnpluginFactory, type WebpackCompiler } from 'unplugin'
 import { ASSET_FILE, devServerUrl, emittedAssetUrl, serveCache } from './asset-url'
 import { ImagegenContext, type ContextLog } from './core/context'
+import { createGallery, galleryUrl } from './gallery'
 import { PREFIX } from './core/errors'
 import { MANIFEST_PATTERN } from './core/manifest'
 import { Project } from './core/project'
@@ -120,6 +121,10 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
         // A closing dev server stops its background predictions; paid ones stay journaled.
         server.httpServer?.once('close', () => context().abort())
         server.middlewares.use(serveCache(server.config.base, () => [context().options.derivedCacheDir, context().project.cache.imagesDir]))
+        const gallery = createGallery(context().project, server.config.base)
+        server.middlewares.use(gallery.middleware)
+        server.httpServer?.once('close', gallery.close)
+        server.httpServer?.once('listening', () => server.config.logger.info(`  imagegen gallery: ${galleryUrl(server)}`))
       },
     },
     webpack: webpackLike,
