@@ -70,8 +70,15 @@ describe('the image cache', () => {
     const dir = tempDir()
     const memo = join(dir, 'derived/verified.json')
     const stored = await commitOne(new ImageCache(dir, memo))
-    // by file name, not path: short keys, and one memo read per build
-    await vi.waitFor(() => expect(Object.keys(JSON.parse(readFileSync(memo, 'utf8')))).toEqual([stored.record.file]))
+    // by key, with the record: a lookup of an unchanged entry reads neither file
+    await vi.waitFor(() => expect(JSON.parse(readFileSync(memo, 'utf8'))).toEqual({ [pixels.key]: { fingerprint: expect.any(String), record: stored.record } }))
+    expect(new ImageCache(dir, memo).lookup(pixels.key)).toEqual(stored)
+    // a record rewritten since is read again (here it claims another hash)
+    const recordPath = join(dir, 'images', `${pixels.key}.json`)
+    const record = readFileSync(recordPath, 'utf8')
+    writeFileSync(recordPath, record.replace(stored.record.sha256, 'a'.repeat(64)))
+    expect(() => new ImageCache(dir, memo).lookup(pixels.key)).toThrow(/SHA-256 [0-9a-f]{12}… differs from the recorded aaaaaaaaaaaa…/)
+    writeFileSync(recordPath, record)
     expect(new ImageCache(dir, memo).lookup(pixels.key)).toEqual(stored)
     const bytes = readFileSync(stored.path)
     bytes[bytes.length >> 1]! ^= 0xff
@@ -79,18 +86,19 @@ describe('the image cache', () => {
     expect(() => new ImageCache(dir, memo).lookup(pixels.key)).toThrow(/SHA-256 [0-9a-f]{12}… differs from the recorded/)
   })
 
-  it('reads a memo of any size once: 10,000 images make one of 2 MB, and what it lists as verified is not hashed again', async () => {
+  it('reads a memo of any size once: 10,000 images make one of 6 MB, and what it lists as verified is neither read nor hashed again', async () => {
     const dir = tempDir()
     const memo = join(dir, 'derived/verified.json')
     const stored = await commitOne(new ImageCache(dir, memo))
-    // Change the image's bytes, then write a memo that says this very file (its new inode, size and times) was
-    // verified: only a lookup that read the memo takes the entry without hashing it (hashing would find it damaged).
+    // Change the image's bytes, then write a memo that says this very record and image (their inodes, sizes and times)
+    // were verified: only a lookup that read the memo takes the entry without hashing it (hashing finds it damaged).
     const bytes = readFileSync(stored.path)
     bytes[bytes.length >> 1]! ^= 0xff
     writeFileSync(stored.path, bytes)
-    const { dev, ino, size, mtimeMs, ctimeMs } = lstatSync(stored.path)
-    const others = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`${i.toString(16).padStart(64, '0')}.png`, `1:${i}:69:1.5:1.5 ${'0'.repeat(64)}`]))
-    writeFileSync(memo, JSON.stringify({ ...others, [stored.record.file]: `${dev}:${ino}:${size}:${mtimeMs}:${ctimeMs} ${stored.record.sha256}` }))
+    const fingerprint = (path: string) => ((s) => `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`)(lstatSync(path))
+    const verified = { fingerprint: `${fingerprint(join(dir, 'images', `${pixels.key}.json`))} ${fingerprint(stored.path)}`, record: stored.record }
+    const others = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [i.toString(16).padStart(64, '0'), { ...verified, fingerprint: `1:${i}:69:1.5:1.5` }]))
+    writeFileSync(memo, JSON.stringify({ ...others, [pixels.key]: verified }))
     expect(statSync(memo).size).toBeGreaterThan(1024 * 1024)
     expect(new ImageCache(dir, memo).lookup(pixels.key)).toEqual(stored)
     expect(() => new ImageCache(dir, memo).lookup(pixels.key, { rehash: true })).toThrow(/SHA-256 [0-9a-f]{12}… differs from the recorded/)

@@ -34,6 +34,12 @@ export interface CacheRecord {
   predictTime?: number
 }
 
+/**
+ * What the memo (in the derived cache, on this machine only) knows of one entry: its record as read and checked, and
+ * the fingerprints of the record file and of the image, hashed to the recorded SHA-256, at the time.
+ */
+type Verified = { fingerprint: string; record: CacheRecord }
+
 export interface CachedImage {
   record: CacheRecord
   /** Absolute path of the image file. */
@@ -99,8 +105,8 @@ export class ImageCache {
   readonly imagesDir: string
   readonly locksDir: string
   private prepared?: Promise<void>
-  /** Verified images: file name in `images/` → `<fingerprint> <sha256>`; read from `memoPath` once, on first use. */
-  private verified?: Record<string, string>
+  /** Verified entries by key; read from `memoPath` once, on first use. */
+  private verified?: Record<string, Verified>
   private saving = false
 
   /** `memoPath`: a JSON file (in the derived cache, never committed) that remembers verified images across runs. */
@@ -115,12 +121,20 @@ export class ImageCache {
   /**
    * The entry of `key`, undefined when it has no record. An entry is taken only if its record is a valid record of
    * this key and its image a regular file (not a symlink) in `images/`, named `<key>.<ext>`, of the recorded size
-   * and SHA-256; anything else throws a `DamagedEntryError`. The hash is checked when the file is new to this
-   * process or to the memo of verified files (by inode, size, mtime and ctime), or always with `rehash`.
+   * and SHA-256; anything else throws a `DamagedEntryError`. The record is read and the image hashed when either
+   * file is new to this machine's memo of verified entries (by inode, size, mtime and ctime), or always with
+   * `rehash`; else the memo's copy of the record is taken (two `lstat`s, no read).
    * Synchronous: a record is a few hundred bytes, and thousands of small reads in flight through the thread pool
    * cost several times what reading them in turn does. No image is decoded.
    */
   lookup(key: string, { rehash = false } = {}): CachedImage | undefined {
+    const known = rehash ? undefined : this.memo()[key]
+    if (typeof known?.record?.file === 'string') {
+      const path = join(this.imagesDir, known.record.file)
+      const recordStats = lstatSync(this.recordPath(key), { throwIfNoEntry: false })
+      const stats = recordStats && lstatSync(path, { throwIfNoEntry: false })
+      if (stats && known.fingerprint === `${ImageCache.fingerprint(recordStats)} ${ImageCache.fingerprint(stats)}`) return { record: known.record, path }
+    }
     const read = readRecord(this.imagesDir, key)
     if (!read) return undefined
     if (!read.ok) throw new DamagedEntryError(key, this.recordPath(key), read.problem)
@@ -135,16 +149,14 @@ export class ImageCache {
       if (readRegularFileSync(path, LFS_POINTER.length)?.bytes.toString('latin1') === LFS_POINTER) throw damaged('the image is a Git LFS pointer, not the image (the checkout ran without `git lfs pull`)', true)
       throw damaged(`the image has ${stats.size} bytes, its record says ${record.size} (truncated, or rewritten by a line-ending conversion)`)
     }
-    if (rehash || this.memo()[record.file] !== `${ImageCache.fingerprint(stats)} ${record.sha256}`) {
-      let sha256: string
-      try {
-        sha256 = createHash('sha256').update(readRegularFileSync(path, MAX_IMAGE_BYTES)?.bytes ?? '').digest('hex')
-      } catch (error) {
-        throw damaged((error as Error).message)
-      }
-      if (sha256 !== record.sha256) throw damaged(`SHA-256 ${sha256.slice(0, 12)}… differs from the recorded ${record.sha256.slice(0, 12)}…`)
-      this.remember(record.file, stats, sha256)
+    let sha256: string
+    try {
+      sha256 = createHash('sha256').update(readRegularFileSync(path, MAX_IMAGE_BYTES)?.bytes ?? '').digest('hex')
+    } catch (error) {
+      throw damaged((error as Error).message)
     }
+    if (sha256 !== record.sha256) throw damaged(`SHA-256 ${sha256.slice(0, 12)}… differs from the recorded ${record.sha256.slice(0, 12)}…`)
+    this.remember(record, read.stats, stats)
     return { record, path }
   }
 
@@ -168,9 +180,10 @@ export class ImageCache {
     const file = `${fields.key}.${EXTENSIONS[format]}`
     const path = join(this.imagesDir, file)
     await commitFile(temp, path)
-    this.remember(file, lstatSync(path), sha256)
     const record: CacheRecord = { version: RECORD_VERSION, ...fields, file, sha256, size, contentType: `image/${format}`, width, height, format }
-    await writeFileAtomic(this.recordPath(fields.key), `${JSON.stringify(record, null, 2)}\n`)
+    const recordPath = this.recordPath(fields.key)
+    await writeFileAtomic(recordPath, `${JSON.stringify(record, null, 2)}\n`)
+    this.remember(record, lstatSync(recordPath), lstatSync(path))
     return { record, path }
   }
 
@@ -226,24 +239,24 @@ export class ImageCache {
     return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}:${stats.ctimeMs}`
   }
 
-  /** The memo of verified images, read once per instance: one read per build, not one per lookup. */
-  private memo(): Record<string, string> {
+  /** The memo of verified entries, read once per instance: one read per build, not one per lookup. */
+  private memo(): Record<string, Verified> {
     if (!this.verified) {
       // 10,000 images make a memo of about 2 MB: more than `readJsonSync` reads
       const saved = this.memoPath && readJsonUpTo(this.memoPath, MAX_MEMO_BYTES)
-      // Keys are file names (`<key>.<ext>`): never a name an object inherits; anything else found there is a miss.
-      this.verified = saved && typeof saved === 'object' && !Array.isArray(saved) ? (saved as Record<string, string>) : {}
+      // Keys are image keys (64 hex digits): never a name an object inherits; anything else found there is a miss.
+      this.verified = saved && typeof saved === 'object' && !Array.isArray(saved) ? (saved as Record<string, Verified>) : {}
     }
     return this.verified
   }
 
   /**
-   * Notes a verified image. The memo is written once after a burst of lookups, synchronously so that a command that
+   * Notes a verified entry: its record, read and checked (or just written), and its image, hashed. The memo is written once after a burst of lookups, synchronously so that a command that
    * exits right after its plan does not leave it half written (and every image to hash again); best effort: a lost
    * memo only costs a hash.
    */
-  private remember(file: string, stats: Stats, sha256: string): void {
-    this.memo()[file] = `${ImageCache.fingerprint(stats)} ${sha256}`
+  private remember(record: CacheRecord, recordStats: Stats, imageStats: Stats): void {
+    this.memo()[record.key] = { fingerprint: `${ImageCache.fingerprint(recordStats)} ${ImageCache.fingerprint(imageStats)}`, record }
     const memoPath = this.memoPath
     if (!memoPath || this.saving) return
     this.saving = true
@@ -354,13 +367,15 @@ export function readJsonUpTo(path: string, maxBytes: number): unknown {
  * Reads a record (a regular file of a few KB) and checks that it belongs to its key and names an image of that key:
  * undefined when there is none, else the record or what is wrong with it.
  */
-export function readRecord(imagesDir: string, key: string): { ok: true; record: CacheRecord } | { ok: false; problem: string } | undefined {
+export function readRecord(imagesDir: string, key: string): { ok: true; record: CacheRecord; stats: Stats } | { ok: false; problem: string } | undefined {
   const fail = (problem: string) => ({ ok: false, problem }) as const
   let record: Partial<CacheRecord> | null
+  let stats: Stats
   try {
     const read = readRegularFileSync(join(imagesDir, `${key}.json`), MAX_RECORD_BYTES)
     if (!read) return undefined
-    if (read.stats.size > MAX_RECORD_BYTES) return fail(`the record is larger than ${MAX_RECORD_BYTES / 1024} KB`)
+    stats = read.stats
+    if (stats.size > MAX_RECORD_BYTES) return fail(`the record is larger than ${MAX_RECORD_BYTES / 1024} KB`)
     record = JSON.parse(read.bytes.toString('utf8')) as Partial<CacheRecord> | null
   } catch (error) {
     return fail(error instanceof SyntaxError ? 'the record is not valid JSON' : `the record cannot be read: ${(error as Error).message}`)
@@ -376,5 +391,5 @@ export function readRecord(imagesDir: string, key: string): { ok: true; record: 
   if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256) || !Number.isInteger(size) || size! <= 0 || size! > MAX_IMAGE_BYTES) {
     return fail('the record has no valid `sha256` or `size`')
   }
-  return { ok: true, record: record as CacheRecord }
+  return { ok: true, record: record as CacheRecord, stats }
 }
