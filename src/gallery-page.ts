@@ -67,17 +67,19 @@ main.addEventListener('click', async (ev) => {
   const { act, file, entry, target, seed, id } = b.dataset
   b.disabled = true
   delete notes[target]
+  // focus stays on the entry's Variants button (a picked candidate's button goes away)
+  const focus = 'v-' + id
   try {
     if (act === 'variants') await call('variants', { file, entry, count: Number(counts[target] || 4) })
     else {
       const r = await call('pick', { file, entry, seed: Number(seed) })
       notes[target] = 'seed ' + r.previousSeed + ' → ' + r.seed + ': the manifest is updated'
-      focusNext = 'v-' + id
     }
   } catch (error) {
     notes[target] = error.message
   }
   last = ''
+  focusNext = focus
   refresh()
 })
 refresh()

@@ -94,7 +94,12 @@ describe.skipIf(!hasBrowser)('the gallery in headless Chromium', () => {
 
     const gallery = await browser!.newPage({ viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1 })
     await gallery.goto(`${origin}/__imagegen/`)
-    await banner(gallery).getByRole('button', { name: 'Variants' }).click()
+    await banner(gallery).getByRole('button', { name: 'Variants' }).waitFor()
+    // by keyboard: Tab to the first entry's Variants button (past its count field), Enter
+    await gallery.keyboard.press('Tab')
+    expect(await gallery.evaluate(() => (globalThis as any).document.activeElement.labels[0].textContent)).toBe('Candidates')
+    await gallery.keyboard.press('Tab')
+    await gallery.keyboard.press('Enter')
     // the three new candidates, made in the background and shown as they arrive
     const uses = banner(gallery).getByRole('button', { name: /^Use this: seed \d+$/ })
     await until(async () => (await banner(gallery).locator('img').count()) === 4 && (await uses.count()) === 3, 'the candidates in the page')
@@ -103,6 +108,9 @@ describe.skipIf(!hasBrowser)('the gallery in headless Chromium', () => {
     expect(atlas.submits.map((s) => s.prompt)).toEqual(Array(3).fill('A paper-cut skyline'))
     expect(atlas.submits.map((s) => s.seed).sort()).toEqual(candidates.slice(1).map((c) => c.seed).sort())
     expect(await banner(gallery).getByRole('status').textContent()).toBe('')
+    const focused = () => gallery.evaluate(() => (globalThis as any).document.activeElement.outerHTML as string)
+    expect(await focused()).toContain('>Variants</button>')
+    expect(await focused()).toContain('data-target="src/art.images.yaml#banner"')
     if (process.env.IMAGEGEN_SCREENSHOT === '1') await gallery.screenshot({ path: join(import.meta.dirname, '../docs/gallery.png'), fullPage: true })
 
     const chosen = candidates[2]!
@@ -153,5 +161,22 @@ describe('the gallery API', () => {
       ['src/hero.images.yaml', [[null, 'missing']]],
     ])
     expect(JSON.stringify(state)).not.toContain(API_KEY)
+  })
+
+  it('offline, says why variants cannot be made, and submits nothing', async () => {
+    const { origin } = await serve({ mode: 'offline' })
+    const answer = await fetch(`${origin}/__imagegen/api/variants`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ file: 'src/art.images.yaml', entry: 'banner', count: 2 }),
+    })
+    expect(answer.status).toBe(409)
+    const { error } = (await answer.json()) as { error: string }
+    expect(error).toMatch(/^1 image is not in the cache and cannot be generated: offline mode is on \(`mode: 'offline'` or IMAGEGEN_OFFLINE=1\)\. Nothing was submitted\./)
+    const state = (await (await fetch(`${origin}/__imagegen/api/manifests`)).json()) as GalleryState
+    const banner = state.manifests[0]!.entries[0]!
+    expect(banner.variants).toEqual({ count: 2, running: false, error })
+    expect(banner.candidates).toMatchObject([{ number: 2, state: 'missing', reason: "offline mode is on (`mode: 'offline'` or IMAGEGEN_OFFLINE=1)" }])
+    expect(atlas.requests).toBe(0)
   })
 })
