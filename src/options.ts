@@ -4,7 +4,7 @@
  * read here and nowhere else; the project root is found here for the plugin and the CLI alike.
  */
 import { existsSync, readFileSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, normalize, resolve } from 'node:path'
 import type { FilterPattern } from 'unplugin'
 import { z } from 'zod'
 import { didYouMean } from './core/did-you-mean'
@@ -94,8 +94,19 @@ const optionsSchema = z.strictObject({
   exclude: pattern.optional(),
 })
 
-/** The config file: the options less the root (the file's folder is the root), the key (the file is committed) and code. */
-const fileSchema = optionsSchema.omit({ root: true, apiKey: true, provider: true }).extend({
+/** A folder the committed file may name: inside the project, where a commit cannot aim writes elsewhere. */
+const insideProject = z
+  .string()
+  .min(1)
+  .refine((path) => !isAbsolute(path) && !normalize(path).split(/[\\/]/).includes('..'), 'must be a folder inside the project (a relative path without `..`)')
+
+/**
+ * The config file: the options less the root (the file's folder is the root), the key and where it is sent (the file is
+ * committed, so anyone who can commit could aim the key at their own host) and code; its folders stay in the project.
+ */
+const fileSchema = optionsSchema.omit({ root: true, apiKey: true, provider: true, baseURL: true }).extend({
+  cacheDir: insideProject.optional(),
+  derivedCacheDir: insideProject.optional(),
   $schema: z.string().optional(),
   provider: z.enum(['atlas', 'placeholder'], {
     error: (issue) => `must be "atlas" or "placeholder" (got ${JSON.stringify(issue.input)}); a custom provider object can only be given in the plugin options`,
@@ -108,6 +119,8 @@ const fileSchema = optionsSchema.omit({ root: true, apiKey: true, provider: true
 const NOT_IN_FILE: Record<string, string> = {
   apiKey: '`apiKey` must not be in the config file, which is committed: set the ATLASCLOUD_API_KEY environment variable instead',
   root: '`root` cannot be set in the config file: the folder that holds the file is the root',
+  baseURL:
+    '`baseURL` must not be in the config file: the key is sent there, and a commit could aim it at any host; set the ATLASCLOUD_BASE_URL environment variable or the plugin option `baseURL` instead',
 }
 
 /** The options with every default settled (see `resolveOptions`). */

@@ -38,6 +38,21 @@ describe('imagegen.config.json under the plugin options', () => {
     expect(() => resolveOptions({}, { from: withConfig('{ "mode": '), env: {} })).toThrow('imagegen.config.json is not valid JSON')
     expect(() => resolveOptions({}, { from: withConfig([1]), env: {} })).toThrow('must hold a JSON object of options')
   })
+
+  it('cannot aim the key at another host, nor the caches outside the project: a commit could', () => {
+    const env = { ATLASCLOUD_API_KEY: 'sk-config-1234', ATLASCLOUD_BASE_URL: 'https://api.atlascloud.ai' }
+    expect(() => resolveOptions({}, { from: withConfig({ baseURL: 'http://attacker.example' }), env })).toThrow(
+      'imagegen.config.json: `baseURL` must not be in the config file: the key is sent there, and a commit could aim it at any host; set the ATLASCLOUD_BASE_URL environment variable or the plugin option `baseURL` instead',
+    )
+    for (const [option, path] of [['cacheDir', '../../outside'], ['derivedCacheDir', '/tmp/outside'], ['cacheDir', 'art/../../x']]) {
+      expect(() => resolveOptions({}, { from: withConfig({ [option!]: path }), env })).toThrow(
+        `invalid imagegen.config.json: \`${option}\` must be a folder inside the project (a relative path without \`..\`)`,
+      )
+    }
+    // the plugin options (code the project runs) and the environment still set both
+    const root = withConfig({ cacheDir: 'art' })
+    expect(resolveOptions({ baseURL: 'https://proxy.example', cacheDir: '../shared-cache' }, { from: root, env }).cacheDir).toBe(join(root, '../shared-cache'))
+  })
 })
 
 describe('the project root of a CLI run', () => {
