@@ -301,3 +301,19 @@ describe('display width', () => {
     expect(clip('short 🌊', 60)).toBe('short 🌊')
   })
 })
+
+describe('text from a manifest or a service on a terminal', () => {
+  it('cannot clear the screen, retitle the window, plant a link or reverse the line; --json keeps the data', async () => {
+    const name = 'e\x1b[2Jvil\x1b]0;title\x07'
+    const prompt = 'x\x1b]8;;http://evil\x07Y\u202egnp.exe'
+    const dir = project({ 'art.images.yaml': `images:\n  ${JSON.stringify(name)}:\n    prompt: ${JSON.stringify(prompt)}\n    width: 64\n    height: 64\n` })
+    const text = await bin(dir, ['generate', '--dry-run'], { NO_COLOR: '1' })
+    const shown = text.stdout + text.stderr
+    expect(shown).not.toMatch(/[\x1b\x07\u202e]/)
+    expect(text.stdout).toContain('e\\u001b[2Jvil\\u001b]0;title\\u0007')
+    expect(text.stdout).toContain('x\\u001b]8;;http://evil\\u0007Y\\u202egnp.exe')
+    const json = await bin(dir, ['status', '--json'])
+    expect(json.stdout).not.toMatch(/[\x1b\x07\u202e]/)
+    expect(JSON.parse(json.stdout).entries[0].name).toBe(name)
+  })
+})

@@ -2,7 +2,7 @@
 // The `imagegen` executable: the process around `run()`.
 import pc from 'picocolors'
 import { run } from './run'
-import { EXIT } from './terminal'
+import { EXIT, printable } from './terminal'
 
 // A reader that closes the pipe early (`imagegen status | head`) is not an error of ours:
 // the command still finishes and exits with its own code.
@@ -13,8 +13,8 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 const code = await run(process.argv.slice(2), {
   cwd: process.cwd(), env: process.env,
   terminal: {
-    out: (line) => void process.stdout.write(`${line}\n`),
-    err: (line) => void process.stderr.write(`${line}\n`),
+    out: (line) => void process.stdout.write(`${printable(line)}\n`),
+    err: (line) => void process.stderr.write(`${printable(line)}\n`),
     stderr: process.stderr,
     interactive: process.stderr.isTTY === true && process.env.TERM !== 'dumb',
     // picocolors' own rule: off with NO_COLOR (whatever else is set), on with FORCE_COLOR, on a TTY or in CI

@@ -34,7 +34,7 @@ export function barReporter(terminal: Terminal, isInterrupt: (error: Error) => b
   const draw = () => void (bar && stream.write(`\r\x1b[2K${renderProgress(state(), stream.columns || 80)}`))
   const note = (line: string) => {
     if (!bar) return terminal.err(line)
-    stream.write(`\r\x1b[2K${line}\n`)
+    stream.write(`\r\x1b[2K${printable(line)}\n`)
     draw()
   }
   const { red, yellow } = colors(terminal)

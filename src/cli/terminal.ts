@@ -26,6 +26,17 @@ const PALETTES = [pc.createColors(false), pc.createColors(true)] as const
 /** picocolors' formatters (`red(text)`…), which leave text as it is when the terminal takes no colours. */
 export const colors = (terminal: Terminal) => PALETTES[terminal.color ? 1 : 0]
 
+/**
+ * A line made safe for a terminal: control characters (but tab and newline, and our colours' SGR sequences) and
+ * bidirectional overrides become `\uXXXX` text, so a prompt, an entry name or a service's error cannot clear the
+ * screen, retitle the window, plant a hyperlink or reverse what follows (Unicode TR36 on bidi spoofing). Inside a
+ * JSON string that text is the same character's escape, so `--json` documents keep their data.
+ */
+export const printable = (line: string): string =>
+  line.replace(/\x1b\[[0-9;]*m|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g, (found) =>
+    found.length > 1 ? found : `\\u${found.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+
 /** An error for people, on stderr: red where the terminal takes colours. */
 export const printError = (terminal: Terminal, text: string) => terminal.err(colors(terminal).red(text))
 
