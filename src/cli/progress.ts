@@ -2,7 +2,7 @@ import { ImagegenError } from '../core/errors'
 import { imageLabel, type PlannedImage } from '../core/plan'
 import type { Project } from '../core/project'
 import { GenerationError, type GenerateEvent, type MadeImage } from '../core/scheduler'
-import { colors, formatSeconds, type CommandContext, type Terminal } from './terminal'
+import { colors, formatSeconds, printable, type CommandContext, type Terminal } from './terminal'
 
 /** Terminal codes that hide and show the cursor (DECTCEM). */
 export const HIDE_CURSOR = '\x1b[?25l'
