@@ -79,7 +79,7 @@ export async function coldGeneration({ workdir, runs, log }) {
     server.reset()
     const run = await runChild(childScript('cli.mjs'), ['generate', '--json', '--concurrency', String(concurrency), '--max-new', String(N)], { cwd: root, env })
     const json = JSON.parse(run.stdout)
-    if (run.result.exitCode !== 0 || json.summary.generated !== N) throw new Error(`imagegen generate: exit ${run.result.exitCode}, ${json.summary.generated} generated: ${json.error ?? ''}`)
+    if (run.result.exitCode !== 0 || json.summary?.generated !== N) throw new Error(`imagegen generate: exit ${run.result.exitCode}, ${json.summary?.generated} generated: ${JSON.stringify(json.error ?? '')}`)
     return { ms: json.seconds * 1000, maxRSS: run.result.maxRSS, maxInFlight, submits: server.submits.length, polls: server.polls }
   }
 
