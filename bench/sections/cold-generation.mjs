@@ -4,8 +4,8 @@
 // serves a 1024×1024 PNG of 1.3 MB (blurred noise: the size of a FLUX.1 [schnell] output). The package's
 // own `imagegen generate --json` runs the real Scheduler and Atlas provider: the provider is
 // not exported from the package root, so it is configured as a user would, through
-// imagegen.config.json (`baseURL`; no `pollIntervalMs`: the measured rows run the default
-// schedule, which learns the service's time) and ATLASCLOUD_API_KEY. The time is the
+// imagegen.config.json (no `pollIntervalMs`: the measured rows run the default schedule, which
+// learns the service's time), ATLASCLOUD_BASE_URL and ATLASCLOUD_API_KEY. The time is the
 // command's own `seconds` (from the first submit to the last image committed), so process
 // start-up and planning are not in it.
 import { rmSync } from 'node:fs'
@@ -67,9 +67,9 @@ export async function coldGeneration({ workdir, runs, log }) {
     },
   })
   const root = join(workdir, 'cold')
-  const config = (pollIntervalMs) => JSON.stringify({ provider: 'atlas', baseURL: server.url, maxNewImages: N, ...(pollIntervalMs !== null && { pollIntervalMs }) })
+  const config = (pollIntervalMs) => JSON.stringify({ provider: 'atlas', maxNewImages: N, ...(pollIntervalMs !== null && { pollIntervalMs }) })
   writeFiles(root, { 'src/gen.images.yaml': collection(100, N) })
-  const env = { ATLASCLOUD_API_KEY: server.options.apiKey ?? 'test-key', IMAGEGEN_OFFLINE: '', ATLASCLOUD_BASE_URL: '' }
+  const env = { ATLASCLOUD_API_KEY: server.options.apiKey ?? 'test-key', IMAGEGEN_OFFLINE: '', ATLASCLOUD_BASE_URL: server.url }
 
   const generate = async (concurrency, pollIntervalMs) => {
     rmSync(join(root, '.imagegen'), { recursive: true, force: true })
