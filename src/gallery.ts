@@ -13,15 +13,10 @@ import { ImagegenError } from './core/errors'
 import { BillGuard, forceName, missingImagesError } from './core/plan'
 import type { Project } from './core/project'
 import { GenerationError } from './core/scheduler'
-import { candidatesOf, pinSeed } from './core/variants'
+import { candidatesOf, DEFAULT_VARIANTS, MAX_SEED, MAX_VARIANTS, pinSeed } from './core/variants'
 import { galleryPage } from './gallery-page'
 
 const ROUTE = '__imagegen/'
-/** Candidates per entry, as `imagegen variants` (its `--count` default and bound). */
-const DEFAULT_COUNT = 4
-const MAX_COUNT = 64
-/** The largest seed a manifest takes (`seed` in schema.ts). */
-const MAX_SEED = 4294967295
 const MAX_BODY = 16 * 1024
 
 /** `cached` (with `src`), `generating`, `failed` (with `error`) or `missing` (with `reason`). */
@@ -122,7 +117,7 @@ export function createGallery(project: Project, base: string) {
   const galleryEntry = (entry: KeyedEntry): GalleryEntry => {
     const target = forceName(entry)
     const run = runs.get(target)
-    const candidates = candidatesOf(entry, run?.count ?? DEFAULT_COUNT)
+    const candidates = candidatesOf(entry, run?.count ?? DEFAULT_VARIANTS)
       .slice(1)
       .map(({ number, seed, entry: { key } }) => ({ number, seed, ...stateOf(key) }))
       .filter((candidate) => run || candidate.state === 'cached')
@@ -154,8 +149,8 @@ export function createGallery(project: Project, base: string) {
   }
 
   const variants = async (body: Record<string, unknown>) => {
-    const count = body.count ?? DEFAULT_COUNT
-    if (!(Number.isInteger(count) && (count as number) >= 1 && (count as number) <= MAX_COUNT)) throw new HttpError(400, `\`count\` must be a whole number from 1 to ${MAX_COUNT}`)
+    const count = body.count ?? DEFAULT_VARIANTS
+    if (!(Number.isInteger(count) && (count as number) >= 1 && (count as number) <= MAX_VARIANTS)) throw new HttpError(400, `\`count\` must be a whole number from 1 to ${MAX_VARIANTS}`)
     const { entry } = await namedEntry(body)
     const target = forceName(entry)
     if (runs.get(target)?.running) throw new HttpError(409, `variants of ${target} are being made`)

@@ -7,6 +7,12 @@ import { isMap, isScalar, parseDocument, type Node, type YAMLMap } from 'yaml'
 import type { KeyedEntry } from './entries'
 import { deriveSeed, keySpec, type PixelSpec } from './key'
 
+/** Candidates per entry by default (`imagegen variants`, the dev gallery), and at most. */
+export const DEFAULT_VARIANTS = 4
+export const MAX_VARIANTS = 64
+/** The largest seed a manifest takes (`seed` in schema.ts): what `pick` accepts. */
+export const MAX_SEED = 4294967295
+
 /** The largest seed a candidate gets: 2³¹ − 1, inside the manifest's range (0–4294967295) and a signed 32-bit integer. */
 export const MAX_VARIANT_SEED = 0x7fffffff
 

@@ -3,14 +3,13 @@ import { writeFileAtomic } from '../../core/atomic'
 import { DamagedEntryError } from '../../core/cache'
 import { forceName } from '../../core/plan'
 import type { Project } from '../../core/project'
-import { pinSeed } from '../../core/variants'
+import { MAX_SEED, pinSeed } from '../../core/variants'
 import type { Command } from '../args'
 import { jsonEntry, jsonHeader } from '../json'
 import { EXIT, usageError, type CommandContext, type ExitCode } from '../terminal'
 import { namedEntries } from './variants'
 
 /** The largest seed a manifest takes (`seed` in schema.ts). */
-const MAX_SEED = 4294967295
 
 /**
  * `imagegen pick <manifest>[#<entry>] <seed>`: writes `seed: <seed>` into that entry (`pinSeed`: comments, order and

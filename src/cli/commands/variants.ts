@@ -8,14 +8,12 @@ import { forTerminal, ImagegenError, plural } from '../../core/errors'
 import { BillGuard, forceName, missingImagesError } from '../../core/plan'
 import type { Project } from '../../core/project'
 import { GenerationError } from '../../core/scheduler'
-import { candidatesOf, contactSheet } from '../../core/variants'
+import { candidatesOf, contactSheet, DEFAULT_VARIANTS, MAX_VARIANTS } from '../../core/variants'
 import type { Command } from '../args'
 import { jsonEntry, jsonHeader } from '../json'
 import { generateReported, type ReportedRun } from '../progress'
 import { EXIT, formatSeconds, printError, printWarning, table, usageError, type CommandContext, type ExitCode } from '../terminal'
 
-export const DEFAULT_VARIANTS = 4
-const MAX_VARIANTS = 64
 
 /**
  * The entries `<manifest>[#<entry>]` names (the manifest relative to `cwd`, inside the project): the one entry, or every entry of the
