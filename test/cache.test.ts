@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import sharp from 'sharp'
 import { describe, expect, it, vi } from 'vitest'
@@ -70,6 +70,8 @@ describe('the image cache', () => {
     const dir = tempDir()
     const memo = join(dir, 'derived/verified.json')
     const stored = await commitOne(new ImageCache(dir, memo))
+    expect(existsSync(memo)).toBe(false) // a run's commits do not rewrite it one by one: its next lookup does, once
+    expect(new ImageCache(dir, memo).lookup(pixels.key)).toEqual(stored)
     // by key, with the record: a lookup of an unchanged entry reads neither file
     await vi.waitFor(() => expect(JSON.parse(readFileSync(memo, 'utf8'))).toEqual({ [pixels.key]: { fingerprint: expect.any(String), record: stored.record } }))
     expect(new ImageCache(dir, memo).lookup(pixels.key)).toEqual(stored)
@@ -98,6 +100,7 @@ describe('the image cache', () => {
     const fingerprint = (path: string) => ((s) => `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`)(lstatSync(path))
     const verified = { fingerprint: `${fingerprint(join(dir, 'images', `${pixels.key}.json`))} ${fingerprint(stored.path)}`, record: stored.record }
     const others = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [i.toString(16).padStart(64, '0'), { ...verified, fingerprint: `1:${i}:69:1.5:1.5` }]))
+    mkdirSync(join(dir, 'derived'))
     writeFileSync(memo, JSON.stringify({ ...others, [pixels.key]: verified }))
     expect(statSync(memo).size).toBeGreaterThan(1024 * 1024)
     expect(new ImageCache(dir, memo).lookup(pixels.key)).toEqual(stored)

@@ -1,6 +1,6 @@
 // 4. Planning at scale: 100 manifests × 100 entries, every image cached. The package's core
 //    API reads, validates, keys and plans them in a fresh process (bench/children/plan.mjs),
-//    as a build's preflight or `imagegen status` does. The cache is filled through
+//    as a build's bill guard (once an image is missing) or `imagegen status` does. The cache is filled through
 //    `ImageCache.commit`, with a tiny stand-in file per image: planning reads each record and
 //    stats its image, and never opens the image itself.
 import { writeFileSync } from 'node:fs'
@@ -12,7 +12,7 @@ import { cell, micros, millis, seconds, summary } from '../lib/stats.mjs'
 
 const MANIFESTS = 100
 const PER_MANIFEST = 100
-const TARGET_MS = 1000
+const TARGET_MS = 500
 /** A valid 1×1 PNG. */
 const TINY_PNG = Buffer.from('89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc000000301010018dd8db40000000049454e44ae426082', 'hex')
 
@@ -39,6 +39,9 @@ export async function planning({ workdir, runs, log, profile: forceProfile }) {
     )
   }
 
+  // one plan hashes each new image once and writes the memo of verified entries, as the first build on a machine does
+  project.plan((await project.readAll(await project.findManifests())).entries)
+
   log(`  ${runs} runs of the plan in a fresh process; ${runs} runs of \`imagegen status --json\``)
   const plans = []
   const status = []
@@ -54,9 +57,9 @@ export async function planning({ workdir, runs, log, profile: forceProfile }) {
   const first = (k) => summary(plans.map((p) => p.iterations[0][k]))
   const second = summary(plans.map((p) => p.iterations[1].totalMs))
   const total = first('totalMs')
-  const met = total.median < TARGET_MS
+  const met = total.median <= TARGET_MS
   const rows = [
-    ['4', `plan ${entries.toLocaleString('en')} cached entries (${MANIFESTS} manifests × ${PER_MANIFEST}): read, validate, key, plan`, cell(total, seconds), `${micros(total.median / entries)} per entry`, '—', `< ${seconds(TARGET_MS)}`, met ? 'met' : '**missed**'],
+    ['4', `plan ${entries.toLocaleString('en')} cached entries (${MANIFESTS} manifests × ${PER_MANIFEST}): read, validate, key, plan`, cell(total, seconds), `${micros(total.median / entries)} per entry`, '—', `≤ ${seconds(TARGET_MS)}`, met ? 'met' : '**missed**'],
     ['4', `same, end to end: \`imagegen status --json\` (process start to exit)`, cell(summary(status), seconds), `${micros(summary(status).median / entries)} per entry`, '—', '—', ''],
   ]
   const details = [

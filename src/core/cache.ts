@@ -181,9 +181,9 @@ export class ImageCache {
     const path = join(this.imagesDir, file)
     await commitFile(temp, path)
     const record: CacheRecord = { version: RECORD_VERSION, ...fields, file, sha256, size, contentType: `image/${format}`, width, height, format }
-    const recordPath = this.recordPath(fields.key)
-    await writeFileAtomic(recordPath, `${JSON.stringify(record, null, 2)}\n`)
-    this.remember(record, lstatSync(recordPath), lstatSync(path))
+    await writeFileAtomic(this.recordPath(fields.key), `${JSON.stringify(record, null, 2)}\n`)
+    // Not remembered here: a memo written after each of a run's commits would be written n times. The next lookup
+    // hashes the image once and remembers the whole burst in one write.
     return { record, path }
   }
 
@@ -251,7 +251,7 @@ export class ImageCache {
   }
 
   /**
-   * Notes a verified entry: its record, read and checked (or just written), and its image, hashed. The memo is written once after a burst of lookups, synchronously so that a command that
+   * Notes a verified entry: its record, read and checked, and its image, hashed. The memo is written once after a burst of lookups, synchronously so that a command that
    * exits right after its plan does not leave it half written (and every image to hash again); best effort: a lost
    * memo only costs a hash.
    */
