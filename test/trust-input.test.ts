@@ -94,3 +94,24 @@ describe('reference images over the cap', () => {
     expect(server.uploads).toEqual([])
   })
 })
+
+describe('raw `input` fields that would get past the key or the bill guard', () => {
+  it('are located errors: no override of the spec (its size is checked against it), no several images for one', async () => {
+    const { parseManifest } = await import('../src/core/manifest')
+    const source = 'prompt: x\nwidth: 64\nheight: 64\ninput:\n  num_images: 4\n  width: 1024\n  model: some/expensive-model\n  enable_safety_checker: false\n'
+    const error = (() => {
+      try {
+        parseManifest(source, 'a.images.yaml')
+      } catch (e) {
+        return e
+      }
+    })() as ManifestError
+    expect(error).toBeInstanceOf(ManifestError)
+    expect(error.problems.map((p) => `${p.location.line}:${p.location.column} ${p.message}`)).toEqual([
+      "5:15 `input.num_images` would ask for several images, billed as many while counted as one: one spec is one image (use more entries)",
+      "6:10 `input.width` would override the spec's own `width`, which the key, the size check and the bill are made from: set `width` itself",
+      "7:10 `input.model` would override the spec's own `model`, which the key, the size check and the bill are made from: set `model` itself",
+    ])
+    expect(() => parseManifest('prompt: x\ninput:\n  enable_safety_checker: false\n  image: https://example.test/a.png\n', 'b.images.yaml')).not.toThrow()
+  })
+})

@@ -11,6 +11,10 @@ function depth(value: unknown): number {
 }
 
 /** Every field an image spec may have, in the order messages list them. */
+/** Raw `input` fields the spec owns (the service's body takes them from the spec), and ones that multiply the bill. */
+const SPEC_FIELDS = new Set(['model', 'prompt', 'width', 'height', 'seed', 'steps', 'guidance_scale'])
+const COUNT_FIELDS = new Set(['num_images', 'num_outputs', 'batch_size', 'n', 'samples'])
+
 export const FIELD_NAMES = ['prompt', 'model', 'width', 'height', 'steps', 'guidance_scale', 'seed', 'input', 'image', 'alt', 'format', 'quality', 'widths', 'placeholder'] as const
 type FieldName = (typeof FIELD_NAMES)[number]
 
@@ -62,6 +66,14 @@ function makeSchemas() {
       .record(z.string(), z.unknown(), mustBe('a map of raw provider fields, like `enable_safety_checker: true`'))
       .refine((input) => depth(input) <= MAX_INPUT_DEPTH, {
         error: `is nested too deeply (more than ${MAX_INPUT_DEPTH} levels): provider fields are flat values, lists or small maps`,
+      })
+      .superRefine((input, ctx) => {
+        for (const field of Object.keys(input)) {
+          const why = SPEC_FIELDS.has(field)
+            ? `would override the spec's own \`${field}\`, which the key, the size check and the bill are made from: set \`${field}\` itself`
+            : COUNT_FIELDS.has(field) && `would ask for several images, billed as many while counted as one: one spec is one image (use more entries)`
+          if (why) ctx.addIssue({ code: 'custom', path: [field], message: why })
+        }
       }),
     image: z.string(mustBe('a path to a local image, relative to the manifest')).min(1, { error: 'must not be empty' }),
     alt: z.string(mustBe('the alternative text')),
