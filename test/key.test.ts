@@ -45,7 +45,7 @@ describe('the spec key', () => {
     ['guidance_scale', base.replace('3.5', '3.6')],
     ['seed', `${base}seed: 7\n`],
     ['model', `${base}model: black-forest-labs/flux-dev\n`],
-    ['a raw input field', base.replace('num_images: 1', 'num_images: 2')],
+    ['a raw input field', base.replace('enable_safety_checker: true', 'enable_safety_checker: false')],
     ['an added raw input field', `${base}  output_format: png\n`],
   ])('changes with %s', (_, yaml) => {
     expect(keyOf(yaml)).not.toBe(reference)

@@ -11,7 +11,7 @@ function depth(value: unknown): number {
 }
 
 /** Every field an image spec may have, in the order messages list them. */
-/** Raw `input` fields the spec owns (the service's body takes them from the spec), and ones that multiply the bill. */
+/** Raw `input` fields the spec owns (the service's body takes them from the spec), and ones that multiply the bill unless 1. */
 const SPEC_FIELDS = new Set(['model', 'prompt', 'width', 'height', 'seed', 'steps', 'guidance_scale'])
 const COUNT_FIELDS = new Set(['num_images', 'num_outputs', 'batch_size', 'n', 'samples'])
 
@@ -71,7 +71,7 @@ function makeSchemas() {
         for (const field of Object.keys(input)) {
           const why = SPEC_FIELDS.has(field)
             ? `would override the spec's own \`${field}\`, which the key, the size check and the bill are made from: set \`${field}\` itself`
-            : COUNT_FIELDS.has(field) && `would ask for several images, billed as many while counted as one: one spec is one image (use more entries)`
+            : COUNT_FIELDS.has(field) && input[field] !== 1 && `would ask for several images, billed as many while counted as one: one spec is one image (use more entries)`
           if (why) ctx.addIssue({ code: 'custom', path: [field], message: why })
         }
       }),
