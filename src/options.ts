@@ -41,7 +41,11 @@ export interface Options {
   maxNewImages?: number
   /** How long one image may take, from submit to downloaded file, in milliseconds. @default 300000 */
   timeoutMs?: number
-  /** The wait before a prediction's first poll, in milliseconds; it then grows ×1.5 up to `maxPollIntervalMs`. @default 1000 */
+  /**
+   * Unset (the default): polls learn when predictions of the model typically end and poll densely around then (every
+   * 250 ms at most, every `maxPollIntervalMs` at least). Set: a fixed schedule, the first poll after this many
+   * milliseconds, then ×1.5 up to `maxPollIntervalMs`. @default undefined
+   */
   pollIntervalMs?: number
   /** The longest wait between two polls of one prediction, in milliseconds. @default 5000 */
   maxPollIntervalMs?: number
