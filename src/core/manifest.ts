@@ -8,8 +8,11 @@ import { BUILTIN_DEFAULTS, FIELD_NAMES, schemas, type ImageFields, type ImageSpe
 
 type Yaml = typeof import('yaml')
 let yamlModule: Yaml | undefined
-/** The YAML parser, loaded on the first parse: a build whose manifests are all in the parsed store never loads it. */
-const yaml = (): Yaml => (yamlModule ??= createRequire(import.meta.url)('yaml') as Yaml)
+/**
+ * The `yaml` package, loaded on first use (synchronously, its CommonJS build, which is what Node imports too): a build
+ * whose manifests are all in the parsed store never loads it. Every core module that reads YAML gets it here.
+ */
+export const yaml = (): Yaml => (yamlModule ??= createRequire(import.meta.url)('yaml') as Yaml)
 
 export const MANIFEST_PATTERN = /\.images\.ya?ml$/
 
