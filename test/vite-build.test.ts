@@ -134,7 +134,7 @@ describe('vite build', () => {
     try {
       // 4 images imported and missing, 2 more in a manifest no module imports: 6 > 5, refused before any submit
       const error = await viteBuild(root, { ...online(), maxNewImages: 5 }).catch((e: unknown) => e as Error)
-      expect(error.message).toContain('6 new images would be generated, more than `maxNewImages` allows (5)')
+      expect((error as Error).message).toContain('6 new images would be generated, more than `maxNewImages` allows (5)')
       expect(server.requests).toBe(0)
       expect(walks).toHaveBeenCalledTimes(1)
 
