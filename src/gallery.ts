@@ -10,7 +10,7 @@ import { writeFileAtomic } from './core/atomic'
 import { DamagedEntryError } from './core/cache'
 import type { KeyedEntry } from './core/entries'
 import { ImagegenError } from './core/errors'
-import { BillGuard, forceName, missingImagesError } from './core/plan'
+import { forceName, missingImagesError, type PlannedImage } from './core/plan'
 import type { Project } from './core/project'
 import { GenerationError } from './core/scheduler'
 import { candidatesOf, DEFAULT_VARIANTS, MAX_SEED, MAX_VARIANTS, pinSeed } from './core/variants'
@@ -76,12 +76,12 @@ class HttpError extends Error {
  * - `POST api/pick` `{ file, entry?, seed }`: writes `seed:` into the entry as `imagegen pick` does (atomically), 200
  *   `{ previousSeed, seed, changed }`.
  * Requests from another site (`Sec-Fetch-Site`, `Origin`) get 403; an action that is not a JSON POST 405/415; a file that
- * is not a manifest the project finds under its root, or an unknown entry, 404; a bad body 400. `maxNewImages` holds for the
- * gallery's whole life (the dev server's), as for the plugin's own images. `close()` stops the runs.
+ * is not a manifest the project finds under its root, or an unknown entry, 404; a bad body 400. `takeBudget` is the dev
+ * server's bill guard (`maxNewImages` over its whole life, shared with the plugin's own images): it throws a `BudgetError`
+ * before anything is submitted. `close()` stops the runs.
  */
-export function createGallery(project: Project, base: string) {
+export function createGallery(project: Project, base: string, takeBudget: (images: readonly PlannedImage[]) => void) {
   const route = `${base}${ROUTE}`
-  const guard = new BillGuard(project.options.maxNewImages)
   const aborter = new AbortController()
   /** Keys this gallery is making, and the messages of those that failed. */
   const generating = new Set<string>()
@@ -160,7 +160,7 @@ export function createGallery(project: Project, base: string) {
     if (missing.length === 0) return { started: 0 }
     try {
       if (project.options.cannotGenerate) throw missingImagesError(missing.flatMap((image) => image.entries), project.options.cannotGenerate)
-      guard.take(missing)
+      takeBudget(missing)
     } catch (error) {
       run.error = (error as ImagegenError).message
       throw new HttpError(409, run.error)

@@ -44,10 +44,8 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
   return {
     name: PLUGIN_NAME,
     enforce: 'pre',
-    async buildStart() {
-      const c = context()
-      c.startBuild(command)
-      await c.preflight()
+    buildStart() {
+      context().startBuild(command)
     },
     resolveId: {
       filter: { id: MANIFEST_PATTERN },
@@ -121,7 +119,7 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
         // A closing dev server stops its background predictions; paid ones stay journaled.
         server.httpServer?.once('close', () => context().abort())
         server.middlewares.use(serveCache(server.config.base, () => [context().options.derivedCacheDir, context().project.cache.imagesDir]))
-        const gallery = createGallery(context().project, server.config.base)
+        const gallery = createGallery(context().project, server.config.base, (images) => context().takeBudget(images))
         server.middlewares.use(gallery.middleware)
         server.httpServer?.once('close', gallery.close)
         server.httpServer?.once('listening', () => server.config.logger.info(`  imagegen gallery: ${galleryUrl(server)}`))

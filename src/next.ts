@@ -38,7 +38,6 @@ export function withImagegen<T extends object>(config: T = {} as T, options: Opt
     async generateBuildId() {
       if (process.env.TURBOPACK) {
         const c = new ImagegenContext(resolveOptions(rest))
-        await c.preflight()
         await Promise.all((await c.project.findManifests()).map(async (file) => c.moduleCode(await c.load(file))))
         c.finishBuild()
       }

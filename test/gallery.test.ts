@@ -163,6 +163,21 @@ describe('the gallery API', () => {
     expect(JSON.stringify(state)).not.toContain(API_KEY)
   })
 
+  it("shares the dev server's bill guard with the plugin's own images: maxNewImages holds for both together", async () => {
+    const { origin } = await serve({ maxNewImages: 3 })
+    // the page's import of the missing hero makes 1 image in the background
+    await fetch(`${origin}/src/hero.images.yaml?import`)
+    await until(() => atlas.downloads === 1, 'the hero image')
+    const refused = await fetch(`${origin}/__imagegen/api/variants`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ file: 'src/art.images.yaml', entry: 'banner', count: 4 }),
+    })
+    expect(refused.status).toBe(409)
+    expect(((await refused.json()) as { error: string }).error).toBe(new BudgetError(3, 2, 3).message)
+    expect(atlas.submits).toHaveLength(1)
+  })
+
   it('offline, says why variants cannot be made, and submits nothing', async () => {
     const { origin } = await serve({ mode: 'offline' })
     const answer = await fetch(`${origin}/__imagegen/api/variants`, {

@@ -54,7 +54,6 @@ describe('manifests already parsed', () => {
       }
       const context = new ImagegenContext(options, { info() {}, warn() {} })
       context.startBuild('build')
-      await context.preflight()
       let images = 0
       for (const file of ['src/hero.images.yaml', 'src/art.images.yaml']) {
         const loaded = await context.load(join(root, file))

@@ -97,12 +97,6 @@ export class ImagegenContext {
     })
   }
 
-  /**
-   * Called as a build starts. Nothing is walked or planned then: a build whose imported manifests are all cached
-   * never reads the rest of the project. The bill guard over the whole project is `guardProject`, run by the first
-   * load that finds a missing image, before anything is submitted.
-   */
-  async preflight(): Promise<void> {}
 
   /**
    * Once per build, before its first submit: plans every manifest of the project, so that a build that would
@@ -155,6 +149,11 @@ export class ImagegenContext {
       for (const cached of await this.generate(missing)) images.set(cached.record.key, cached)
     }
     return { ...read, images, generating }
+  }
+
+  /** Counts `images` against this build's (or dev server's) `maxNewImages`; throws a `BudgetError` when they would pass it. */
+  takeBudget(images: readonly PlannedImage[]): void {
+    this.guard.take(images)
   }
 
   private async generate(missing: readonly PlannedImage[]): Promise<MadeImage[]> {

@@ -2,8 +2,12 @@ import { randomUUID } from 'node:crypto'
 import * as fs from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
-import { lock } from 'proper-lockfile'
+import type { lock as Lock } from 'proper-lockfile'
 import { sleep } from './sleep'
+
+let lockModule: Promise<typeof Lock> | undefined
+/** proper-lockfile, loaded by the first lock: a build with every image cached takes none. */
+const loadLock = () => (lockModule ??= import('proper-lockfile').then((m) => m.lock ?? (m as unknown as { default: { lock: typeof Lock } }).default.lock))
 
 export interface LockOptions {
   signal?: AbortSignal
@@ -44,7 +48,7 @@ export async function acquireLock(dir: string, key: string, options: LockOptions
   for (;;) {
     signal?.throwIfAborted()
     try {
-      const release = await lock(join(dir, key), { lockfilePath: path, realpath: false, stale: 30_000, fs: lockFs, onCompromised: () => {} })
+      const release = await (await loadLock())(join(dir, key), { lockfilePath: path, realpath: false, stale: 30_000, fs: lockFs, onCompromised: () => {} })
       held = true
       return async () => {
         if (!notMine(path)) await release().catch(() => {})

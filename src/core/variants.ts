@@ -3,9 +3,10 @@
  * pinning the chosen seed into the manifest. Shared by `imagegen variants` / `imagegen pick`; nothing bundler-specific.
  */
 import { isDeepStrictEqual } from 'node:util'
-import { isMap, isScalar, parseDocument, type Node, type YAMLMap } from 'yaml'
+import type { Node, YAMLMap } from 'yaml'
 import type { KeyedEntry } from './entries'
 import { deriveSeed, keySpec, type PixelSpec } from './key'
+import { yaml } from './manifest'
 
 /** Candidates per entry by default (`imagegen variants`, the dev gallery), and at most. */
 export const DEFAULT_VARIANTS = 4
@@ -122,6 +123,7 @@ ${sections.join('\n')}
  * it, which keeps comments and order but may respace them. Throws when `name` is not an entry of the manifest.
  */
 export function pinSeed(text: string, name: string | undefined, seed: number): string {
+  const { isMap, parseDocument } = yaml() // loaded only to pick a seed, never on a warm build
   const doc = parseDocument(text)
   const path = name === undefined ? [] : ['images', name]
   const map = path.length === 0 ? doc.contents : doc.getIn(path, true)
@@ -138,6 +140,7 @@ export function pinSeed(text: string, name: string | undefined, seed: number): s
 /** The text edit of `pinSeed`, or undefined where it does not apply. */
 function spliceSeed(text: string, map: YAMLMap, seed: number): string | undefined {
   const range = (node: unknown) => (node as Node | null | undefined)?.range
+  const { isScalar } = yaml()
   const existing = map.items.find((pair) => isScalar(pair.key) && pair.key.value === 'seed')
   const at = range(existing?.value)
   if (existing) return at ? `${text.slice(0, at[0])}${seed}${text.slice(at[1])}` : undefined
