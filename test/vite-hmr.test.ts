@@ -150,3 +150,32 @@ describe('an image that fails in dev', () => {
     }
   })
 })
+
+describe('a manifest loaded twice while its images are made (SSR, then the client)', () => {
+  it('makes them once, in one batch with one line', async () => {
+    const root = viteProject()
+    const logs: string[] = []
+    const logger = createLogger('info')
+    logger.info = (msg) => void logs.push(msg)
+    atlas.reset()
+    const server = await createServer({
+      root,
+      configFile: false,
+      customLogger: logger,
+      plugins: [imagegen({ root, apiKey: API_KEY, baseURL: atlas.url, pollIntervalMs: 5 })],
+      server: { host: '127.0.0.1', port: 0, hmr: false },
+    })
+    try {
+      await server.listen()
+      const origin = `http://127.0.0.1:${(server.httpServer!.address() as { port: number }).port}`
+      await server.ssrLoadModule('/src/art.images.yaml')
+      await fetch(`${origin}/src/art.images.yaml?import`)
+      await until(() => logs.some((line) => line.startsWith('imagegen:')), 'the line for the batch')
+      await until(() => atlas.downloads === 3, 'the three images')
+      expect(atlas.submits).toHaveLength(3)
+      expect(logs.filter((line) => line.startsWith('imagegen:'))).toEqual([expect.stringMatching(/^imagegen: 3 images generated in \d+\.\ds$/)])
+    } finally {
+      await server.close()
+    }
+  })
+})

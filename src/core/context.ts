@@ -57,6 +57,8 @@ export class ImagegenContext {
   private readonly reported = new Set<string>()
   private readonly missing = new Map<string, KeyedEntry>()
   private aborter = new AbortController()
+  /** Keys being made in the background in dev, each with its batch (true when any image of it arrived). */
+  private readonly inBackground = new Map<string, Promise<boolean>>()
   /** Keys that failed in this dev session: not tried (and paid) again until the spec changes or the server restarts. */
   private readonly failed = new Set<string>()
 
@@ -130,20 +132,27 @@ export class ImagegenContext {
         this.log.warn(`showing placeholders for ${plural(names.length, 'missing image')} (${this.options.cannotGenerate}): ${names.join(', ')}`)
       }
     } else if (missing.length > 0 && this.command === 'serve' && background) {
-      // A dev server never waits for a prediction: the module shows placeholders now, and is reloaded once images have arrived.
-      const started = performance.now()
-      generating = this.generate(missing).then(
-        (made) => {
-          this.log.info(`imagegen: ${plural(made.length, 'image')} generated in ${secondsSince(started)}s`)
-          return true
-        },
-        (error: Error) => {
-          this.log.warn(error.message)
-          const failed = error instanceof GenerationError ? error.failures.map((f) => f.image) : missing
-          for (const image of failed) this.failed.add(image.key)
-          return error instanceof GenerationError && error.generated.length > 0
-        },
-      )
+      // A dev server never waits for a prediction: the module shows placeholders now, and is reloaded once images have
+      // arrived. A second load of the same manifest (SSR, then the client) joins what is under way: one line, one batch.
+      const fresh = missing.filter((image) => !this.inBackground.has(image.key))
+      if (fresh.length > 0) {
+        const started = performance.now()
+        const batch = this.generate(fresh).then(
+          (made) => {
+            this.log.info(`imagegen: ${plural(made.length, 'image')} generated in ${secondsSince(started)}s`)
+            return true
+          },
+          (error: Error) => {
+            this.log.warn(error.message)
+            const failed = error instanceof GenerationError ? error.failures.map((f) => f.image) : fresh
+            for (const image of failed) this.failed.add(image.key)
+            return error instanceof GenerationError && error.generated.length > 0
+          },
+        )
+        for (const image of fresh) this.inBackground.set(image.key, batch)
+        void batch.finally(() => fresh.forEach((image) => this.inBackground.delete(image.key)))
+      }
+      generating = Promise.all(missing.map((image) => this.inBackground.get(image.key))).then((arrived) => arrived.some(Boolean))
     } else if (missing.length > 0) {
       if (this.command === 'build') await this.guardProject()
       for (const cached of await this.generate(missing)) images.set(cached.record.key, cached)
