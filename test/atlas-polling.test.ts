@@ -1,8 +1,11 @@
 /** Polling as the live service makes it hard: statuses, stalls, resets, busy answers, deadlines. */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import sharp from 'sharp'
 import { describe, expect, it } from 'vitest'
 import { nextPollWait } from '../src/prediction/runtime'
-import { type InterceptResult } from './atlas-server'
+import { openProject } from '../src/index'
+import { startAtlasServer, type InterceptResult } from './atlas-server'
 import type { AtlasProviderOptions } from '../src/providers/atlas'
 import type { Provider } from '../src/providers/types'
 import { atlas, build, collection, entriesOf, failure, job, MODEL, useAtlasServer } from './helpers/atlas'
@@ -186,5 +189,29 @@ describe('atlas polling: the schedule', () => {
     expect(waits).toEqual([1000, 1500, 2250, 3375, 5000, 5000, 5000])
     // a resumed prediction is looked at once (0), then on the same schedule
     expect(nextPollWait(0, settings)).toBe(1000)
+  })
+})
+
+describe('what the cache says about prediction times', () => {
+  it('schedules the polls of a new run: a plan with cached records makes the next image one poll', async () => {
+    const server = await startAtlasServer({ apiKey: 'sk-learn-4c1d', latencyMs: 300 })
+    try {
+      const root = tempDir('imagegen-learn-')
+      const files = (prompts: string[]) => `images:\n${prompts.map((p, i) => `  e${i}:\n    prompt: ${p}\n    width: 64\n    height: 64\n`).join('')}`
+      const manifest = join(root, 'art.images.yaml')
+      const options = { root, apiKey: 'sk-learn-4c1d', baseURL: server.url }
+      writeFileSync(manifest, files(['a lighthouse']))
+      const first = openProject(options)
+      await first.scheduler().generate(first.plan((await first.read(manifest)).entries).missing)
+      // a new process: nothing learned but what the records say
+      writeFileSync(manifest, files(['a lighthouse', 'a harbour']))
+      const second = openProject(options)
+      server.reset()
+      await second.scheduler().generate(second.plan((await second.read(manifest)).entries).missing)
+      expect(server.submits).toHaveLength(1)
+      expect(server.polls).toBe(1)
+    } finally {
+      await server.close()
+    }
   })
 })

@@ -140,7 +140,10 @@ export class Project {
   }
 
   plan(entries: readonly KeyedEntry[]): Plan {
-    return planImages(entries, this.cache)
+    const plan = planImages(entries, this.cache)
+    // when something is to be made, the provider's polls learn how long predictions take from what is cached
+    if (plan.missing.length > 0) this.options.provider.learn?.(plan.cached.map((image) => image.cached!.record))
+    return plan
   }
 
   /** The journaled (paid, unfinished) predictions of `images` that this project's provider can resume. */
