@@ -115,3 +115,25 @@ describe('raw `input` fields that would get past the key or the bill guard', () 
     expect(() => parseManifest('prompt: x\ninput:\n  enable_safety_checker: false\n  image: https://example.test/a.png\n', 'b.images.yaml')).not.toThrow()
   })
 })
+
+describe('YAML that is not plain data', () => {
+  it('refuses unknown tags and a `__proto__` entry, located, instead of sending a literal prompt or losing an entry', async () => {
+    const { parseManifest } = await import('../src/core/manifest')
+    const problems = (source: string) => {
+      try {
+        parseManifest(source, 'a.images.yaml')
+        return []
+      } catch (e) {
+        return (e as ManifestError).problems.map((p) => `${p.location.line}:${p.location.column} ${p.message}`)
+      }
+    }
+    expect(problems('prompt: !env ATLASCLOUD_API_KEY\nwidth: 64\nheight: 64\n')).toEqual([
+      '1:9 the tag `!env` is not supported: a manifest is plain YAML data (remove the tag; quote the text if it is meant literally)',
+    ])
+    expect(problems('prompt: !!js/function "f"\n')[0]).toMatch(/^1:9 the tag `!!js\/function` is not supported/)
+    expect(problems('images:\n  "__proto__":\n    prompt: p\n  ok:\n    prompt: q\n')).toEqual([
+      '2:3 `__proto__` cannot name an entry: the import is a JavaScript object, where it names no property',
+    ])
+    expect(problems('prompt: !!str 12\n')).toEqual([])
+  })
+})

@@ -49,9 +49,21 @@ export function parseManifest(source: string | Uint8Array, file: string): Manife
   }
 
   const problems = doc.errors.map((e) => ({ location: at(e.pos[0]), message: yamlMessage(e.message) }))
+  // `!env NAME`, `!!js/function`…: a tag we do not know would become a literal string, sent (and billed) as a prompt
+  for (const warning of doc.warnings.filter((w) => w.code === 'TAG_RESOLVE_FAILED')) {
+    const tag = text.slice(warning.pos[0], warning.pos[1])
+    problems.push({ location: at(warning.pos[0]), message: `the tag \`${tag}\` is not supported: a manifest is plain YAML data (remove the tag; quote the text if it is meant literally)` })
+  }
   for (const [first, again] of duplicateKeys(doc)) {
     const message = `\`${again.value}\` appears twice in the same map (first at line ${at(first.range![0]).line}): every field and entry name must be unique`
     problems.push({ location: at(again.range![0]), message })
+  }
+  // zod and the imported object would both drop it without a word
+  const images = isMap(doc.contents) ? doc.contents.get('images', true) : undefined
+  for (const pair of isMap(images) ? images.items : []) {
+    if (isScalar(pair.key) && pair.key.value === '__proto__') {
+      problems.push({ location: at(pair.key.range![0]), message: '`__proto__` cannot name an entry: the import is a JavaScript object, where it names no property' })
+    }
   }
   if (problems.length > 0) throw new ManifestError(file, problems)
   const root = doc.contents
