@@ -71,6 +71,14 @@ describe('atlas submit: sent again only when the service did not take it', () =>
     expect(error).toMatchObject({ status: 503, retryable: true })
   })
 
+  it("a service that keeps answering 429 with `Retry-After: 60` is given up at the image's deadline, not waited on", async () => {
+    server.options.intercept = (req) => (req.method === 'POST' ? { status: 429, body: { message: 'busy' }, headers: { 'retry-after': '60' } } : 'continue')
+    const error = await failure(atlas(server, { timeoutMs: 2000 }).generate(job(dir)))
+    expect(server.submitAttempts).toBe(1)
+    expect(error).toMatchObject({ status: 429 })
+    expect(server.submits).toHaveLength(0)
+  })
+
   it('a connection refused before sending is sent again once the service is back', async () => {
     const gone = await startAtlasServer()
     const port = Number(new URL(gone.url).port)

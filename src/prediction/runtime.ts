@@ -34,7 +34,7 @@ const DEFAULTS = {
    * Resends of a submit the service surely did not take (429, 503, a connection that failed before the request was
    * written; see `submit`). More than `maxRetries`, as the service is busiest when it refuses: at 50 % refusals one
    * image in about 8,000 still gives up; at the default delays the waits add up to about 4 minutes at most (a
-   * `Retry-After` of up to a minute each replaces them). @default 12
+   * `Retry-After` of up to a minute each replaces them), and never past the image's deadline (`timeoutMs`). @default 12
    */
   maxSubmitRetries: 12,
   /** Wait before the first retry, doubling (with jitter) up to `maxRetryDelayMs`, unless the service sends `Retry-After`. @default 1000 */
@@ -117,10 +117,11 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
   const at = typeof job.resume?.submittedAt === 'string' ? Date.parse(job.resume.submittedAt) : Number.NaN
   const outputLeft = Number.isNaN(at) || Date.now() - at < OUTPUT_LIFETIME_MS
   const journaled = job.resume && outputLeft ? { id: job.resume.id, submittedAt: at || 0 } : undefined
-  let deadline: number | undefined
+  // the image's deadline runs from its first submit (refusals included) or resume
+  const deadline = Date.now() + rt.timeoutMs
   for (let afresh = false; ; afresh = true) {
     const resume = afresh ? undefined : journaled
-    let prediction = resume ? undefined : await submit(rt, job, service.create(job.request, image))
+    let prediction = resume ? undefined : await submit(rt, job, service.create(job.request, image), deadline)
     const { id, submittedAt } = resume ?? { id: prediction?.id, submittedAt: Date.now() }
     // an id goes into files, messages and poll URLs: one that is no plain token (an echo of the request, say) is refused, unshown
     if (prediction && (id === undefined ? running(prediction) : !SAFE_ID.test(id))) {
@@ -129,7 +130,6 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
       throw new ProviderError(`${service.title} accepted the submit but its answer ${what}.`, { hint })
     }
     if (prediction && prediction.state !== 'failed' && id !== undefined) await job.onSubmitted?.({ id, submittedAt: new Date(submittedAt).toISOString() })
-    deadline ??= Date.now() + rt.timeoutMs
     job.signal.throwIfAborted()
     const named = `${service.title} prediction${id === undefined ? '' : ` \`${id}\``}`
     if (!prediction || running(prediction)) {
@@ -268,13 +268,15 @@ async function send<T>({ service, requestTimeoutMs, maxOutputBytes }: Runtime, j
  * carries a billed prediction's id, which must reach the journal. Only the request timeout ends it; the abort is
  * honoured right after, and during any wait.
  */
-function submit(rt: Runtime, job: GenerationJob, call: Call<Prediction>): Promise<Prediction> {
+function submit(rt: Runtime, job: GenerationJob, call: Call<Prediction>, deadline: number): Promise<Prediction> {
   const notTaken = ({ error: { status }, code }: Failure) =>
     status === 429 || status === 503 || (status === undefined && code !== undefined && NOT_SENT_CODES.has(code))
   const hint = `The submit may have been billed anyway, so it was not sent again: if no new prediction shows in your ${rt.service.title} dashboard, run again.`
   return withRetries(() => send(rt, job, call, new AbortController().signal), {
     policy: rt.submitRetry,
     signal: job.signal,
+    // a service that keeps asking to come back later (`Retry-After: 60`) is given up at the image's deadline
+    deadline,
     resend: notTaken,
     refused: ({ error }) => (error.status === undefined || error.status >= 500 ? error.with({ hint, retryable: false }) : error),
   })
