@@ -130,6 +130,26 @@ if (ENABLED) describe('framework apps', () => {
   let tarball: string
   let browser: Browser | undefined
 
+  /** The server-rendered HTML of `origin`: every <img> src and srcset candidate an image the app itself serves. */
+  async function checkHtml(target: Pick<Target, 'name' | 'images'>, origin: string, app: string, timing: Timing): Promise<void> {
+    const started = Date.now()
+    const response = await fetch(`${origin}/`, { signal: AbortSignal.timeout(120_000) })
+    const html = await response.text()
+    expect(response.status, `[${target.name}] GET / answered ${response.status}:\n${html.slice(0, 2000)}`).toBe(200)
+    const problems = await htmlProblems({ origin, images: target.images, leakable: [app, work, REPO] }, html)
+    timing.checks = (timing.checks ?? 0) + Date.now() - started
+    expect(problems, `[${target.name}] ${problems.length} problem(s) in the server-rendered HTML of ${origin}/:\n  - ${problems.join('\n  - ')}\n`).toEqual([])
+  }
+
+  /** The page in Chromium after hydration: every <img> complete, at the intrinsic width of its source, no request failed. */
+  async function checkBrowser(browser: Browser, target: Pick<Target, 'name' | 'images'>, origin: string, app: string, timing: Timing): Promise<void> {
+    const started = Date.now()
+    const { problems, context } = await browserProblems(browser, { origin, images: target.images, leakable: [app, work, REPO] })
+    timing.checks = (timing.checks ?? 0) + Date.now() - started
+    const more = context.length ? `\n  (browser console: ${context.slice(0, 10).join(' | ')})` : ''
+    expect(problems, `[${target.name}] ${problems.length} problem(s) in Chromium at ${origin}/:\n  - ${problems.join('\n  - ')}${more}\n`).toEqual([])
+  }
+
   // A failure here is kept and thrown by every app's first test: a throwing beforeAll would
   // leave the tests merely skipped, and the closing line would count no failure.
   let setupError: Error | undefined
@@ -251,23 +271,13 @@ if (ENABLED) describe('framework apps', () => {
 
           it('server-rendered HTML: every <img> src and srcset candidate is an image URL the app itself serves (and blur placeholders are there)', async (ctx) => {
             if (notServed || !server || !app) return ctx.skip(`not checked: ${notServed}`)
-            const started = Date.now()
-            const response = await fetch(`${server.origin}/`)
-            const html = await response.text()
-            expect(response.status, `[${target.name}] GET / answered ${response.status}:\n${html.slice(0, 2000)}`).toBe(200)
-            const problems = await htmlProblems({ origin: server.origin, images: target.images, leakable: [app, work, REPO] }, html)
-            timing.checks = (timing.checks ?? 0) + Date.now() - started
-            expect(problems, `[${target.name}] ${problems.length} problem(s) in the server-rendered HTML of ${server.origin}/:\n  - ${problems.join('\n  - ')}\n`).toEqual([])
+            await checkHtml(target, server.origin, app, timing)
           })
 
           it('in Chromium, after hydration: every <img> is complete, decoded at the intrinsic width of its current source, and no request failed', async (ctx) => {
             if (notServed || !server || !app) return ctx.skip(`not checked: ${notServed}`)
             if (!browser) return ctx.skip(`no Chromium at ${CHROMIUM}`)
-            const started = Date.now()
-            const { problems, context } = await browserProblems(browser, { origin: server.origin, images: target.images, leakable: [app, work, REPO] })
-            timing.checks = (timing.checks ?? 0) + Date.now() - started
-            const more = context.length ? `\n  (browser console: ${context.slice(0, 10).join(' | ')})` : ''
-            expect(problems, `[${target.name}] ${problems.length} problem(s) in Chromium at ${server.origin}/:\n  - ${problems.join('\n  - ')}${more}\n`).toEqual([])
+            await checkBrowser(browser, target, server.origin, app, timing)
           })
         })
       }
@@ -322,23 +332,13 @@ if (ENABLED) describe('framework apps', () => {
 
             it('server-rendered HTML: every <img> src and srcset candidate answers 200 with an image from the dev server', async (ctx) => {
               if (notServed || !server || !app) return ctx.skip(`not checked: ${notServed}`)
-              const started = Date.now()
-              const response = await fetch(`${server.origin}/`, { signal: AbortSignal.timeout(120_000) })
-              const html = await response.text()
-              expect(response.status, `[${target.name}] GET / answered ${response.status}:\n${html.slice(0, 2000)}`).toBe(200)
-              const problems = await htmlProblems({ origin: server.origin, images: target.images, leakable: [app, work, REPO] }, html)
-              timing.checks = (timing.checks ?? 0) + Date.now() - started
-              expect(problems, `[${target.name}] ${problems.length} problem(s) in the server-rendered HTML of ${server.origin}/:\n  - ${problems.join('\n  - ')}\n`).toEqual([])
+              await checkHtml(target, server.origin, app, timing)
             })
 
             it('in Chromium, after hydration: every <img> is complete, decoded at the intrinsic width of its current source, and no request failed', async (ctx) => {
               if (notServed || !server || !app) return ctx.skip(`not checked: ${notServed}`)
               if (!browser) return ctx.skip(`no Chromium at ${CHROMIUM}`)
-              const started = Date.now()
-              const { problems, context } = await browserProblems(browser, { origin: server.origin, images: target.images, leakable: [app, work, REPO] })
-              timing.checks = (timing.checks ?? 0) + Date.now() - started
-              const more = context.length ? `\n  (browser console: ${context.slice(0, 10).join(' | ')})` : ''
-              expect(problems, `[${target.name}] ${problems.length} problem(s) in Chromium at ${server.origin}/:\n  - ${problems.join('\n  - ')}${more}\n`).toEqual([])
+              await checkBrowser(browser, target, server.origin, app, timing)
             })
           })
         }
