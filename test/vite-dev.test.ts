@@ -44,7 +44,10 @@ describe('vite dev', () => {
     const root = viteProject({ 'src/hero.images.yaml': 'prompt: A lighthouse at dusk\nwidth: 96\nheight: 64\nformat: original\n' })
     await viteBuild(root, { provider: 'placeholder' })
     const derived = join(root, 'node_modules/.cache/unplugin-imagegen')
-    const before = listFiles(derived).map((f) => [f, statSync(join(derived, f)).mtimeMs])
+    // the derived images (the caches' own bookkeeping, such as the memo of verified files, may be written meanwhile)
+    const images = () => listFiles(derived).filter((f) => /\.(webp|avif|png|jpe?g)$/.test(f)).map((f) => [f, statSync(join(derived, f)).mtimeMs])
+    const before = images()
+    expect(before.length).toBeGreaterThan(0)
     const { get } = await devServer(root, { provider: 'placeholder' })
 
     // `format: original`: the cached file itself.
@@ -64,7 +67,7 @@ describe('vite dev', () => {
       expect(served.type).toBe('image/webp')
       expect(served.body.equals(readFileSync(join(derived, url.split('/').pop()!)))).toBe(true)
     }
-    expect(listFiles(derived).map((f) => [f, statSync(join(derived, f)).mtimeMs])).toEqual(before)
+    expect(images()).toEqual(before)
     // Only cache names of the right shape are served.
     expect((await get('/site/@imagegen/..%2F..%2Fpackage.json')).status).not.toBe(200)
   })
