@@ -76,11 +76,16 @@ class HttpError extends Error {
  * - `POST api/pick` `{ file, entry?, seed }`: writes `seed:` into the entry as `imagegen pick` does (atomically), 200
  *   `{ previousSeed, seed, changed }`.
  * Requests from another site (`Sec-Fetch-Site`, `Origin`) get 403; an action that is not a JSON POST 405/415; a file that
- * is not a manifest the project finds under its root, or an unknown entry, 404; a bad body 400. `takeBudget` is the dev
+ * is not a manifest the project finds under its root, or an unknown entry, 404; a bad body 400. `plugin.takeBudget` is the dev
  * server's bill guard (`maxNewImages` over its whole life, shared with the plugin's own images): it throws a `BudgetError`
- * before anything is submitted. `close()` stops the runs.
+ * before anything is submitted; `plugin.failureOf` gives the message of an image the plugin failed to make in the
+ * background, shown as `failed`. `close()` stops the runs.
  */
-export function createGallery(project: Project, base: string, takeBudget: (images: readonly PlannedImage[]) => void) {
+export function createGallery(
+  project: Project,
+  base: string,
+  plugin: { takeBudget(images: readonly PlannedImage[]): void; failureOf(key: string): string | undefined },
+) {
   const route = `${base}${ROUTE}`
   const aborter = new AbortController()
   /** Keys this gallery is making, and the messages of those that failed. */
@@ -109,7 +114,7 @@ export function createGallery(project: Project, base: string, takeBudget: (image
     }
     // a lock held on the key: the plugin, a CLI run or this gallery is making it
     if (generating.has(key) || existsSync(join(project.cache.locksDir, `${key}.lock`))) return { key, state: 'generating' }
-    const error = failures.get(key)
+    const error = failures.get(key) ?? plugin.failureOf(key)
     if (error) return { key, state: 'failed', error }
     return { key, state: 'missing', reason: project.options.cannotGenerate ?? 'not in the cache: it is generated when a page imports the manifest' }
   }
@@ -160,7 +165,7 @@ export function createGallery(project: Project, base: string, takeBudget: (image
     if (missing.length === 0) return { started: 0 }
     try {
       if (project.options.cannotGenerate) throw missingImagesError(missing.flatMap((image) => image.entries), project.options.cannotGenerate)
-      takeBudget(missing)
+      plugin.takeBudget(missing)
     } catch (error) {
       run.error = (error as ImagegenError).message
       throw new HttpError(409, run.error)

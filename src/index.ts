@@ -119,7 +119,10 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
         // A closing dev server stops its background predictions; paid ones stay journaled.
         server.httpServer?.once('close', () => context().abort())
         server.middlewares.use(serveCache(server.config.base, () => [context().options.derivedCacheDir, context().project.cache.imagesDir]))
-        const gallery = createGallery(context().project, server.config.base, (images) => context().takeBudget(images))
+        const gallery = createGallery(context().project, server.config.base, {
+          takeBudget: (images) => context().takeBudget(images),
+          failureOf: (key) => context().failureOf(key),
+        })
         server.middlewares.use(gallery.middleware)
         server.httpServer?.once('close', gallery.close)
         server.httpServer?.once('listening', () => server.config.logger.info(`  imagegen gallery: ${galleryUrl(server)}`))

@@ -178,6 +178,22 @@ describe('the gallery API', () => {
     expect(atlas.submits).toHaveLength(1)
   })
 
+  it("shows an image the plugin failed to make in the background as failed, with the service's message", async () => {
+    const { origin } = await serve()
+    atlas.options.fail = () => 'NSFW content detected'
+    try {
+      await fetch(`${origin}/src/hero.images.yaml?import`)
+      const heroState = async () => {
+        const state = (await (await fetch(`${origin}/__imagegen/api/manifests`)).json()) as GalleryState
+        return state.manifests.find((m) => m.file === 'src/hero.images.yaml')!.entries[0]!
+      }
+      await until(async () => (await heroState()).state === 'failed', 'the failed state')
+      expect((await heroState()).error).toMatch(/failed: NSFW content detected\./)
+    } finally {
+      atlas.options.fail = undefined
+    }
+  })
+
   it('offline, says why variants cannot be made, and submits nothing', async () => {
     const { origin } = await serve({ mode: 'offline' })
     const answer = await fetch(`${origin}/__imagegen/api/variants`, {

@@ -60,7 +60,7 @@ export class ImagegenContext {
   /** Keys being made in the background in dev, each with its batch (true when any image of it arrived). */
   private readonly inBackground = new Map<string, Promise<boolean>>()
   /** Keys that failed in this dev session: not tried (and paid) again until the spec changes or the server restarts. */
-  private readonly failed = new Set<string>()
+  private readonly failed = new Map<string, string>()
 
   constructor(
     readonly options: ResolvedOptions,
@@ -144,8 +144,8 @@ export class ImagegenContext {
           },
           (error: Error) => {
             this.log.warn(error.message)
-            const failed = error instanceof GenerationError ? error.failures.map((f) => f.image) : fresh
-            for (const image of failed) this.failed.add(image.key)
+            const failed = error instanceof GenerationError ? error.failures : fresh.map((image) => ({ image, error }))
+            for (const { image, error: why } of failed) this.failed.set(image.key, why.message)
             return error instanceof GenerationError && error.generated.length > 0
           },
         )
@@ -158,6 +158,11 @@ export class ImagegenContext {
       for (const cached of await this.generate(missing)) images.set(cached.record.key, cached)
     }
     return { ...read, images, generating }
+  }
+
+  /** Why the image of `key` failed in this dev session (its message), if it did. */
+  failureOf(key: string): string | undefined {
+    return this.failed.get(key)
   }
 
   /** Counts `images` against this build's (or dev server's) `maxNewImages`; throws a `BudgetError` when they would pass it. */
