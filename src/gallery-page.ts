@@ -3,7 +3,9 @@
  * polls it every second while anything is being made, and posts `api/variants` and `api/pick`. URLs are relative to
  * the page (`<base>__imagegen/`), so it works under any `base`.
  */
+import { DEFAULT_VARIANTS, MAX_VARIANTS } from './core/variants'
 const SCRIPT = String.raw`
+const DEFAULT_VARIANTS = ${DEFAULT_VARIANTS}, MAX_VARIANTS = ${MAX_VARIANTS}
 const main = document.querySelector('main')
 const notes = {}, counts = {}
 let last = '', focusNext, timer
@@ -33,7 +35,7 @@ function entry(file, e, id) {
     '<div class="row">' + current + others.join('') + '</div>' +
     '<dl><dt>Prompt</dt><dd>' + esc(e.prompt) + '</dd><dt>Size</dt><dd>' + e.width + ' × ' + e.height + '</dd>' +
     '<dt>Seed</dt><dd>' + e.seed + (e.seedDerived ? ' (derived)' : '') + '</dd><dt>Key</dt><dd><code>' + e.key + '</code></dd></dl>' +
-    '<p><label for="c-' + id + '">Candidates</label> <input id="c-' + id + '" type="number" min="1" max="64" data-target="' + esc(e.target) + '" value="' + esc(counts[e.target] || 4) + '"> ' +
+    '<p><label for="c-' + id + '">Candidates</label> <input id="c-' + id + '" type="number" min="1" max="' + MAX_VARIANTS + '" data-target="' + esc(e.target) + '" value="' + esc(counts[e.target] || DEFAULT_VARIANTS) + '"> ' +
     '<button id="v-' + id + '" data-act="variants"' + data + '>Variants</button></p>' +
     '<p role="status" id="s-' + id + '">' + esc(status) + '</p></article>'
 }
@@ -70,7 +72,7 @@ main.addEventListener('click', async (ev) => {
   // focus stays on the entry's Variants button (a picked candidate's button goes away)
   const focus = 'v-' + id
   try {
-    if (act === 'variants') await call('variants', { file, entry, count: Number(counts[target] || 4) })
+    if (act === 'variants') await call('variants', { file, entry, count: Number(counts[target] || DEFAULT_VARIANTS) })
     else {
       const r = await call('pick', { file, entry, seed: Number(seed) })
       notes[target] = 'seed ' + r.previousSeed + ' → ' + r.seed + ': the manifest is updated'
