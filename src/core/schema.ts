@@ -12,8 +12,8 @@ function depth(value: unknown): number {
 
 /** Every field an image spec may have, in the order messages list them. */
 /** Raw `input` fields the spec owns (the service's body takes them from the spec), and ones that multiply the bill unless 1. */
-const SPEC_FIELDS = new Set(['model', 'prompt', 'width', 'height', 'seed', 'steps', 'guidance_scale'])
-const COUNT_FIELDS = new Set(['num_images', 'num_outputs', 'batch_size', 'n', 'samples'])
+export const SPEC_FIELDS = new Set(['model', 'prompt', 'width', 'height', 'seed', 'steps', 'guidance_scale'])
+export const COUNT_FIELDS = new Set(['num_images', 'num_outputs', 'batch_size', 'n', 'samples'])
 
 export const FIELD_NAMES = ['prompt', 'model', 'width', 'height', 'steps', 'guidance_scale', 'seed', 'input', 'image', 'alt', 'format', 'quality', 'widths', 'placeholder'] as const
 type FieldName = (typeof FIELD_NAMES)[number]
