@@ -30,11 +30,11 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
 /** Whatever JSON files of ours hold is small: a bound for reading them. */
 const MAX_JSON_BYTES = 1024 * 1024
 
-/** The JSON in `path`; undefined when it is not a regular file of at most 1 MB that parses (for records, a miss). */
-export function readJsonSync(path: string): unknown {
+/** The JSON in `path`; undefined when it is not a regular file of at most `maxBytes` (default 1 MB) that parses (for records, a miss). */
+export function readJsonSync(path: string, maxBytes = MAX_JSON_BYTES): unknown {
   try {
-    const read = readRegularFileSync(path, MAX_JSON_BYTES)
-    return read && read.stats.size <= MAX_JSON_BYTES ? JSON.parse(read.bytes.toString('utf8')) : undefined
+    const read = readRegularFileSync(path, maxBytes)
+    return read && read.stats.size <= maxBytes ? JSON.parse(read.bytes.toString('utf8')) : undefined
   } catch {
     return undefined
   }

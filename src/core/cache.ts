@@ -242,8 +242,8 @@ export class ImageCache {
   /** The memo of verified entries, read once per instance: one read per build, not one per lookup. */
   private memo(): Record<string, Verified> {
     if (!this.verified) {
-      // 10,000 images make a memo of about 2 MB: more than `readJsonSync` reads
-      const saved = this.memoPath && readJsonUpTo(this.memoPath, MAX_MEMO_BYTES)
+      // 10,000 images make a memo of about 2 MB: more than `readJsonSync` reads by default
+      const saved = this.memoPath && readJsonSync(this.memoPath, MAX_MEMO_BYTES)
       // Keys are image keys (64 hex digits): never a name an object inherits; anything else found there is a miss.
       this.verified = saved && typeof saved === 'object' && !Array.isArray(saved) ? (saved as Record<string, Verified>) : {}
     }
@@ -348,19 +348,6 @@ export async function listCache(imagesDir: string): Promise<{ records: string[];
     if (image) images.set(image[1]!, [...(images.get(image[1]!) ?? []), name])
   }
   return { records, images }
-}
-
-/**
- * The JSON in `path`, a regular file (no symlink) of at most `maxBytes`; undefined when there is none or it is
- * anything else (too big, cut short, not JSON): for the derived data kept here, a miss, never an error.
- */
-export function readJsonUpTo(path: string, maxBytes: number): unknown {
-  try {
-    const read = readRegularFileSync(path, maxBytes)
-    return read && read.stats.size <= maxBytes ? JSON.parse(read.bytes.toString('utf8')) : undefined
-  } catch {
-    return undefined
-  }
 }
 
 /**

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { writeFileAtomic } from './atomic'
-import { readJsonUpTo } from './cache'
+import { readJsonSync } from './atomic'
 import { requestFor, type KeyedEntry } from './entries'
 import type { Manifest } from './manifest'
 
@@ -35,7 +35,7 @@ export class ParsedStore {
 
   /** The manifest stored under `digest` (its `manifest.entries` are the keyed entries themselves); undefined when none is, or what is there is not whole. */
   get(digest: string): ParsedManifest | undefined {
-    const stored = readJsonUpTo(join(this.dir, `${digest}.json`), MAX_STORED_BYTES) as Partial<Stored> | undefined
+    const stored = readJsonSync(join(this.dir, `${digest}.json`), MAX_STORED_BYTES) as Partial<Stored> | undefined
     // Anything else found there (a file cut short, another version's) is a miss, not an error.
     if ((stored?.kind !== 'single' && stored?.kind !== 'collection') || !Array.isArray(stored.entries) || stored.entries.length === 0) return undefined
     const entries = stored.entries.map((entry) => ({ ...entry, request: requestFor(entry.pixels) }))
