@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { writeFileAtomic } from './atomic'
-import { readJsonSync } from './atomic'
+import { readJsonSync, writeFileAtomic } from './atomic'
 import { requestFor, type KeyedEntry } from './entries'
 import type { Manifest } from './manifest'
 
