@@ -1,6 +1,6 @@
 import pc from 'picocolors'
 import stringWidth from 'string-width'
-import { ImagegenError } from '../core/errors'
+import { clip, ImagegenError } from '../core/errors'
 
 /** The exit codes every command shares (see the README); 130 and 143 are 128 + the signal, as shells expect. */
 export const EXIT = { ok: 0, incomplete: 1, usage: 2, interrupted: 130, terminated: 143 } as const
@@ -62,21 +62,5 @@ export function table(rows: readonly (readonly string[])[], gap = 2): string[] {
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : pad(cell, i))).join(' '.repeat(gap)).trimEnd())
 }
 
-const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
-
-/**
- * `text` on one line (runs of whitespace become one space) in at most `columns` terminal columns: when longer, cut
- * between graphemes (an emoji or a CJK character is kept whole or left out) and ended with `…`.
- */
-export function clipColumns(text: string, columns: number): string {
-  const line = text.replace(/\s+/g, ' ').trim()
-  if (stringWidth(line) <= columns) return line
-  let out = ''
-  let width = 1 // the `…`
-  for (const { segment } of graphemes.segment(line)) {
-    width += stringWidth(segment)
-    if (width > columns) break
-    out += segment
-  }
-  return `${out}…`
-}
+/** `text` on one line in at most `columns` terminal columns (CJK and emoji count 2): `clip` by display width. */
+export const clipColumns = (text: string, columns: number): string => clip(text, columns, stringWidth)

@@ -177,10 +177,23 @@ export function scrub(text: string, secret: string | undefined): string {
 
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' })
 
-/** One line of at most `max` characters (graphemes: an emoji counts one and is never cut in half), `…` ending a cut one. Text from a service is `scrub`bed first. */
-export function clip(text: string, max: number): string {
+/**
+ * One line of at most `max` units, `…` ending a cut one, cut between graphemes (an emoji or a CJK character is kept
+ * whole or left out). A unit is a grapheme unless `width` measures each (the CLI passes `string-width`'s terminal
+ * columns). Text from a service is `scrub`bed first.
+ */
+export function clip(text: string, max: number, width?: (grapheme: string) => number): string {
   const line = text.replace(/\s+/g, ' ').trim()
-  if (line.length <= max) return line
+  // never more graphemes than code units
+  if (!width && line.length <= max) return line
   const parts = Array.from(graphemes.segment(line), ({ segment }) => segment)
-  return parts.length > max ? `${parts.slice(0, max - 1).join('')}…` : line
+  const measure = width ?? (() => 1)
+  if (parts.reduce((sum, part) => sum + measure(part), 0) <= max) return line
+  let out = ''
+  let used = measure('…')
+  for (const part of parts) {
+    if ((used += measure(part)) > max) break
+    out += part
+  }
+  return `${out}…`
 }
