@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { open, rename, rm, writeFile } from 'node:fs/promises'
+import { renameSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { readRegularFileSync } from './read-file'
 
@@ -13,6 +14,21 @@ export async function commitFile(temp: string, path: string): Promise<void> {
   const handle = await open(temp, 'r+')
   await handle.sync().finally(() => handle.close())
   await rename(temp, path)
+}
+
+/**
+ * `writeFileAtomic` done synchronously and without the flush, for data that may be lost but never half written (a
+ * memo written as a process exits). Throws as `writeFileSync` does, leaving no temp file.
+ */
+export function writeFileAtomicSync(path: string, data: string): void {
+  const temp = tempPathFor(path)
+  try {
+    writeFileSync(temp, data, { flag: 'wx' })
+    renameSync(temp, path)
+  } catch (error) {
+    rmSync(temp, { force: true })
+    throw error
+  }
 }
 
 /** Writes `data` so that `path` holds either its old content or all of the new, never a part. */

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
-import { createReadStream, existsSync, lstatSync, mkdirSync, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs'
+import { createReadStream, existsSync, lstatSync, mkdirSync, type Stats } from 'node:fs'
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { commitFile, readJsonSync, tempPathFor, writeFileAtomic } from './atomic'
+import { commitFile, readJsonSync, tempPathFor, writeFileAtomic, writeFileAtomicSync } from './atomic'
 import { readRegularFileSync } from './read-file'
 import { ImagegenError } from './errors'
 import { EXTENSIONS, MAX_IMAGE_BYTES, type ImageInfo } from './image-info'
@@ -262,14 +262,10 @@ export class ImageCache {
     this.saving = true
     queueMicrotask(() => {
       this.saving = false
-      const temp = tempPathFor(memoPath)
       try {
         mkdirSync(dirname(memoPath), { recursive: true })
-        writeFileSync(temp, JSON.stringify(this.verified), { flag: 'wx' })
-        renameSync(temp, memoPath)
-      } catch {
-        rmSync(temp, { force: true })
-      }
+        writeFileAtomicSync(memoPath, JSON.stringify(this.verified))
+      } catch {}
     })
   }
 
