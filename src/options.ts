@@ -6,8 +6,9 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path'
 import type { FilterPattern } from 'unplugin'
-import { z } from 'zod'
+import * as z from 'zod/mini'
 import { didYouMean } from './core/did-you-mean'
+import { mustBe } from './core/schema'
 import { ImagegenError } from './core/errors'
 import { createAtlasProvider } from './providers/atlas'
 import { createPlaceholderProvider } from './providers/placeholder'
@@ -68,55 +69,65 @@ export interface Options {
 export const CONFIG_FILE = 'imagegen.config.json'
 
 /** `must be a whole number from 1 to 64 (got 0)`: the same words for options, the config file and flags. */
-const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) => {
-  const rule = `must be a whole number ${max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`}`
-  const error = (issue: { input?: unknown }) => `${rule} (got ${JSON.stringify(issue.input)})`
-  return z.int({ error }).min(min, { error }).max(max, { error })
+const count = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const rule = mustBe(max === Number.MAX_SAFE_INTEGER ? `a whole number ${min} or more` : `a whole number from ${min} to ${max}`)
+  return z.optional(z.int(rule).check(z.minimum(min, rule), z.maximum(max, rule)))
 }
-const pattern = z.union([z.string(), z.instanceof(RegExp), z.array(z.union([z.string(), z.instanceof(RegExp)]))])
+const text = (rule: string) => z.optional(z.string(mustBe(rule)).check(z.minLength(1, mustBe(rule))))
+const pattern = z.optional(
+  z.union(
+    [z.string(), z.instanceof(RegExp), z.array(z.union([z.string(), z.instanceof(RegExp)]))],
+    mustBe('a glob, a RegExp, or a list of them'),
+  ),
+)
 const provider = z.custom<Provider>(
   (v) => typeof v === 'object' && v !== null && typeof (v as Provider).generate === 'function' && typeof (v as Provider).name === 'string',
-  { error: "must be 'atlas', 'placeholder' or an object with `name` and `generate()`" },
 )
 
 const optionsSchema = z.strictObject({
-  root: z.string().min(1).optional(),
-  cacheDir: z.string().min(1).optional(),
-  apiKey: z.string().optional(),
-  baseURL: z.url({ protocol: /^https?$/ }).optional(),
-  provider: z.union([z.enum(['atlas', 'placeholder']), provider]).optional(),
-  mode: z.enum(['auto', 'offline']).optional(),
-  concurrency: wholeNumber(1, 64).optional(),
-  maxNewImages: wholeNumber(0).optional(),
-  timeoutMs: wholeNumber(1).optional(),
-  pollIntervalMs: wholeNumber(1).optional(),
-  maxPollIntervalMs: wholeNumber(1).optional(),
-  requestTimeoutMs: wholeNumber(1).optional(),
-  dts: z.boolean().optional(),
-  derivedCacheDir: z.string().min(1).optional(),
-  include: pattern.optional(),
-  exclude: pattern.optional(),
+  root: text('a path to a folder'),
+  cacheDir: text('a path to a folder'),
+  apiKey: z.optional(z.string(mustBe('a string (better: the ATLASCLOUD_API_KEY environment variable)'))),
+  baseURL: z.optional(z.url({ protocol: /^https?$/, ...mustBe('an http or https URL') })),
+  provider: z.optional(z.union([z.enum(['atlas', 'placeholder']), provider], { error: "must be 'atlas', 'placeholder' or an object with `name` and `generate()`" })),
+  mode: z.optional(z.enum(['auto', 'offline'], mustBe("'auto' or 'offline'"))),
+  concurrency: count(1, 64),
+  maxNewImages: count(0),
+  timeoutMs: count(1),
+  pollIntervalMs: count(1),
+  maxPollIntervalMs: count(1),
+  requestTimeoutMs: count(1),
+  dts: z.optional(z.boolean(mustBe('true or false'))),
+  derivedCacheDir: text('a path to a folder'),
+  include: pattern,
+  exclude: pattern,
 })
 
 /** A folder the committed file may name: inside the project, where a commit cannot aim writes elsewhere. */
-const insideProject = z
-  .string()
-  .min(1)
-  .refine((path) => !isAbsolute(path) && !normalize(path).split(/[\\/]/).includes('..'), 'must be a folder inside the project (a relative path without `..`)')
+const insideProject = z.optional(
+  z
+    .string(mustBe('a folder inside the project'))
+    .check(
+      z.refine((path) => path !== '' && !isAbsolute(path) && !normalize(path).split(/[\\/]/).includes('..'), 'must be a folder inside the project (a relative path without `..`)'),
+    ),
+)
+const globs = z.optional(z.union([z.string(), z.array(z.string())], mustBe('a glob or a list of globs')))
 
 /**
  * The config file: the options less the root (the file's folder is the root), the key and where it is sent (the file is
  * committed, so anyone who can commit could aim the key at their own host) and code; its folders stay in the project.
  */
-const fileSchema = optionsSchema.omit({ root: true, apiKey: true, provider: true, baseURL: true }).extend({
-  cacheDir: insideProject.optional(),
-  derivedCacheDir: insideProject.optional(),
-  $schema: z.string().optional(),
-  provider: z.enum(['atlas', 'placeholder'], {
-    error: (issue) => `must be "atlas" or "placeholder" (got ${JSON.stringify(issue.input)}); a custom provider object can only be given in the plugin options`,
-  }).optional(),
-  include: z.union([z.string(), z.array(z.string())]).optional(),
-  exclude: z.union([z.string(), z.array(z.string())]).optional(),
+const fileSchema = z.extend(z.omit(optionsSchema, { root: true, apiKey: true, provider: true, baseURL: true }), {
+  cacheDir: insideProject,
+  derivedCacheDir: insideProject,
+  $schema: z.optional(z.string()),
+  provider: z.optional(
+    z.enum(['atlas', 'placeholder'], {
+      error: (issue) => `must be "atlas" or "placeholder" (got ${JSON.stringify(issue.input)}); a custom provider object can only be given in the plugin options`,
+    }),
+  ),
+  include: globs,
+  exclude: globs,
 })
 
 /** What a config file must not hold, and why. */
@@ -240,7 +251,7 @@ function readConfigFile(root: string): { path: string; options: z.infer<typeof f
 }
 
 /** zod's issues in our words: the option's name in backticks, a did-you-mean for unknown ones. */
-function describeIssues(error: z.ZodError, schema: z.ZodObject): string[] {
+function describeIssues(error: z.core.$ZodError, schema: z.ZodMiniObject): string[] {
   const known = Object.keys(schema.shape).filter((key) => key !== '$schema')
   return error.issues.flatMap((issue) =>
     issue.code === 'unrecognized_keys'

@@ -39,6 +39,15 @@ describe('the packed package', () => {
     expect(files.some((f) => f.startsWith('src/') || f.startsWith('test/'))).toBe(false)
   })
 
+  it('bundles zod/mini: not a dependency, not named by its types, its licence shipped', () => {
+    const installed = join(project, 'node_modules/unplugin-imagegen')
+    const manifest = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8'))
+    expect(Object.keys(manifest.dependencies)).not.toContain('zod')
+    const types = listFiles(join(installed, 'dist')).filter((f) => /\.d\.c?ts$/.test(f))
+    expect(types.filter((f) => /from ['"]zod/.test(readFileSync(join(installed, 'dist', f), 'utf8')))).toEqual([])
+    expect(readFileSync(join(installed, 'THIRD_PARTY_NOTICES.md'), 'utf8')).toContain('Copyright (c) 2025 Colin McDonnell')
+  })
+
   it('loads every entry through ESM import and CJS require', () => {
     const script = `
       const require = (await import('node:module')).createRequire(import.meta.url)

@@ -78,7 +78,7 @@ export async function planning({ workdir, runs, log, profile: forceProfile }) {
       inclusive: {
         parseManifest: inclusive(cpu, dist('parseManifest')),
         'yaml (all of it)': inclusive(cpu, pkg('yaml')),
-        'zod (all of it)': inclusive(cpu, pkg('zod')),
+        'zod/mini (bundled): safeParse': inclusive(cpu, (cf) => isOwnCode(cf) && cf.functionName.includes('safeParse')),
         keyEntries: inclusive(cpu, dist('keyEntries')),
         keySpec: inclusive(cpu, dist('keySpec')),
         canonicalJSON: inclusive(cpu, dist('canonicalJSON')),

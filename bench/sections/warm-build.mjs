@@ -84,7 +84,7 @@ export async function warmBuild({ workdir, runs, log, pluginSite, profile: force
 /** Where a warm build's extra time and memory go: what loading each dependency costs, and a CPU profile. */
 async function explainWarmBuild(pluginRoot, log) {
   log('  explaining: import costs of the plugin and its dependencies, and a CPU profile of one warm build')
-  const modules = ['unplugin-imagegen/vite', 'undici', 'zod', 'sharp', 'yaml', 'unplugin', 'vite-imagetools']
+  const modules = ['unplugin-imagegen/vite', 'unplugin', 'unplugin-utils', 'p-limit', 'undici', 'sharp', 'yaml', 'vite-imagetools']
   const imports = {}
   for (const m of modules) {
     const r = []

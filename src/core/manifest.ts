@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer'
 import { createRequire } from 'node:module'
 import type { Document, Node, Pair, Scalar, YAMLMap } from 'yaml'
-import type { z } from 'zod'
+import type { core } from 'zod/mini'
 import { didYouMean } from './did-you-mean'
 import { ManifestError, type ManifestProblem, type SourceLocation } from './errors'
 import { BUILTIN_DEFAULTS, FIELD_NAMES, schemas, type ImageFields, type ImageSpec } from './schema'
@@ -90,7 +90,7 @@ export function parseManifest(source: string | Uint8Array, file: string): Manife
 }
 
 function readSingle(data: unknown, file: string, locate: Locator, start: SourceLocation): Manifest {
-  const result = schemas().imageFields.safeParse(data)
+  const result = schemas.imageFields.safeParse(data)
   if (!result.success) throw new ManifestError(file, zodProblems(result.error, locate, FIELD_NAMES))
   const fields = result.data
   const problems: ManifestProblem[] = []
@@ -101,7 +101,7 @@ function readSingle(data: unknown, file: string, locate: Locator, start: SourceL
 }
 
 function readCollection(data: unknown, file: string, locate: Locator): Manifest {
-  const result = schemas().collection.safeParse(data)
+  const result = schemas.collection.safeParse(data)
   if (!result.success) throw new ManifestError(file, zodProblems(result.error, locate, COLLECTION_KEYS))
   const { defaults = {}, images } = result.data
   const problems: ManifestProblem[] = []
@@ -144,7 +144,7 @@ function checkWidths(fields: ImageFields, path: Path, locate: Locator): Manifest
 }
 
 /** `topLevel`: the names a misspelt top-level key is compared with (nested ones are always image fields). */
-function zodProblems(error: z.ZodError, locate: Locator, topLevel: readonly string[]): ManifestProblem[] {
+function zodProblems(error: core.$ZodError, locate: Locator, topLevel: readonly string[]): ManifestProblem[] {
   return error.issues.map((issue) => {
     const path = issue.path as Path
     if (issue.code === 'unrecognized_keys') {
