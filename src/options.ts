@@ -87,7 +87,8 @@ const provider = z.custom<Provider>(
 const optionsSchema = z.strictObject({
   root: text('a path to a folder'),
   cacheDir: text('a path to a folder'),
-  apiKey: z.optional(z.string(mustBe('a string (better: the ATLASCLOUD_API_KEY environment variable)'))),
+  // the value is never shown: it may be the key
+  apiKey: z.optional(z.string({ error: 'must be a string (better: set the ATLASCLOUD_API_KEY environment variable)' })),
   baseURL: z.optional(z.url({ protocol: /^https?$/, ...mustBe('an http or https URL') })),
   provider: z.optional(z.union([z.enum(['atlas', 'placeholder']), provider], { error: "must be 'atlas', 'placeholder' or an object with `name` and `generate()`" })),
   mode: z.optional(z.enum(['auto', 'offline'], mustBe("'auto' or 'offline'"))),
@@ -120,7 +121,7 @@ const globs = z.optional(z.union([z.string(), z.array(z.string())], mustBe('a gl
 const fileSchema = z.extend(z.omit(optionsSchema, { root: true, apiKey: true, provider: true, baseURL: true }), {
   cacheDir: insideProject,
   derivedCacheDir: insideProject,
-  $schema: z.optional(z.string()),
+  $schema: z.optional(z.string(mustBe('the URL or path of the JSON schema'))),
   provider: z.optional(
     z.enum(['atlas', 'placeholder'], {
       error: (issue) => `must be "atlas" or "placeholder" (got ${JSON.stringify(issue.input)}); a custom provider object can only be given in the plugin options`,

@@ -26,6 +26,22 @@ describe('resolveOptions', () => {
     expect(resolveOptions({ provider: 'placeholder', mode: 'offline' }, { from: root, env: {} }).cannotGenerate).toBeUndefined()
   })
 
+  it('names each bad option in its own words, and never shows a bad key', () => {
+    const message = (options: object) => {
+      try {
+        resolveOptions(options as never, { from: tempDir(), env: {} })
+      } catch (error) {
+        return (error as Error).message
+      }
+    }
+    expect(message({ dts: 'yes' })).toBe('invalid plugin options: `dts` must be true or false (got "yes")')
+    expect(message({ mode: 'x' })).toBe('invalid plugin options: `mode` must be \'auto\' or \'offline\' (got "x")')
+    expect(message({ baseURL: 'ftp://x' })).toBe('invalid plugin options: `baseURL` must be an http or https URL (got "ftp://x")')
+    expect(message({ include: 5 })).toBe('invalid plugin options: `include` must be a glob, a RegExp, or a list of them (got 5)')
+    expect(message({ maxNewImages: -1 })).toBe('invalid plugin options: `maxNewImages` must be a whole number 0 or more (got -1)')
+    expect(message({ apiKey: 123456789 })).toBe('invalid plugin options: `apiKey` must be a string (better: set the ATLASCLOUD_API_KEY environment variable)')
+  })
+
   it('refuses bad options with a message naming each', () => {
     expect(() => resolveOptions({ concurrency: 0, baseURL: 'ftp://x' } as never, { from: tempDir(), env: {} })).toThrow(ImagegenError)
     expect(() => resolveOptions({ concurrency: 0 }, { from: tempDir(), env: {} })).toThrow(/invalid plugin options: `concurrency`/)
