@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, normalize, resolve } from 'node:path'
 import { createUnplugin, type RspackCompiler, type UnpluginFactory, type WebpackCompiler } from 'unplugin'
-import { ASSET_FILE, devServerUrl, emittedAssetUrl, serveCache } from './asset-url'
+import { ASSET_FILE, devServerUrl, emittedAssetUrl, importedFromManifest, serveCache } from './asset-url'
 import { ImagegenContext, type ContextLog } from './core/context'
 import { PREFIX } from './core/errors'
 import { MANIFEST_PATTERN } from './core/manifest'
@@ -73,7 +73,7 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
           ?.then((arrived) => (arrived ? reload?.(file) : undefined))
           .catch((error: Error) => c.log.warn(`could not reload ${c.project.display(file)}: ${error.message}`))
         // Otherwise (Vite builds too) each file is imported: Vite's asset handling gives `base`, `renderBuiltUrl`, SSR URLs, library mode.
-        return c.moduleCode(loaded, devServing ? devServerUrl(base) : emits ? emittedAssetUrl(this) : undefined)
+        return c.moduleCode(loaded, devServing ? devServerUrl(base) : emits ? emittedAssetUrl(this) : meta.framework === 'vite' ? importedFromManifest(file) : undefined)
       },
     },
     buildEnd() {

@@ -43,6 +43,20 @@ describe('vite build', () => {
     expect(result.logs.join('\n')).toMatch(/imagegen: 4 images — 0 cached, 4 generated in \d+\.\ds/)
   })
 
+  it('imports each image by its path relative to the manifest, which Vite resolves without trying it as a URL first', async () => {
+    const root = viteProject()
+    const code = new Map<string, string>()
+    const capture: Plugin = { name: 'capture', enforce: 'post', transform: (js, id) => void (id.includes('.images.yaml') && code.set(id.split('?')[0]!, js)) }
+    const built = await viteBuild(root, { provider: 'placeholder' }, { plugins: [imagegen({ root, provider: 'placeholder' }), capture] })
+    const art = code.get(join(root, 'src/art.images.yaml'))!
+    expect(art.match(/^import \w+ from "[^"]+";$/gm)).toEqual([
+      expect.stringMatching(/^import __imagegen_asset0 from "\.\.\/node_modules\/\.cache\/unplugin-imagegen\/[0-9a-f]{32}-128\.webp";$/),
+      expect.stringMatching(/^import __imagegen_asset1 from "\.\.\/node_modules\/\.cache\/unplugin-imagegen\/[0-9a-f]{32}-64\.webp";$/),
+      expect.stringMatching(/^import __imagegen_asset2 from "\.\.\/node_modules\/\.cache\/unplugin-imagegen\/[0-9a-f]{32}-64\.webp";$/),
+    ])
+    expect(built.values.banner.src).toMatch(/^\/site\/assets\/[0-9a-f]{32}-128-[\w-]{8}\.webp$/)
+  })
+
   it('prints one summary line for a build run inside another, as SvelteKit runs its client build from the server build', async () => {
     const root = viteProject()
     const logs: string[] = []
