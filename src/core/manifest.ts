@@ -90,7 +90,7 @@ export function parseManifest(source: string | Uint8Array, file: string): Manife
 }
 
 function readSingle(data: unknown, file: string, locate: Locator, start: SourceLocation): Manifest {
-  const result = schemas.imageFields.safeParse(data)
+  const result = schemas().imageFields.safeParse(data)
   if (!result.success) throw new ManifestError(file, zodProblems(result.error, locate, FIELD_NAMES))
   const fields = result.data
   const problems: ManifestProblem[] = []
@@ -101,7 +101,7 @@ function readSingle(data: unknown, file: string, locate: Locator, start: SourceL
 }
 
 function readCollection(data: unknown, file: string, locate: Locator): Manifest {
-  const result = schemas.collection.safeParse(data)
+  const result = schemas().collection.safeParse(data)
   if (!result.success) throw new ManifestError(file, zodProblems(result.error, locate, COLLECTION_KEYS))
   const { defaults = {}, images } = result.data
   const problems: ManifestProblem[] = []

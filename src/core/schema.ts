@@ -27,75 +27,80 @@ export const mustBe = (rule: string) => ({ error: (issue: { input?: unknown }) =
 const wholeNumber = (rule: string, min: number, max: number) =>
   z.int(mustBe(rule)).check(z.minimum(min, mustBe(`at least ${min}`)), z.maximum(max, mustBe(`at most ${max}`)))
 
-const dimension = wholeNumber('a whole number of pixels from 64 to 2048, a multiple of 16', 64, 2048).check(
-  z.multipleOf(16, {
-    error: (iss) => {
-      const lower = Math.max(64, Math.floor((iss.input as number) / 16) * 16)
-      return `must be a multiple of 16 (got ${iss.input}): use ${lower} or ${Math.min(2048, lower + 16)}`
-    },
-  }),
-)
-
-const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
-  z.enum(values, mustBe(`one of ${values.map((v) => `\`${v}\``).join(', ')}`))
-
 /**
- * Every field an image spec may have, each optional: `defaults` may set any of them, and the required ones are checked
- * after `defaults` are merged under an entry. zod/mini, bundled into the package: its checks are functions, so only the
- * ones used here are shipped and loaded.
+ * The manifest schemas, made on first use (only a manifest that is not in the parsed store needs them):
+ * `imageFields`, every field an image spec may have, each optional (`defaults` may set any of them, and the required
+ * ones are checked after `defaults` are merged under an entry); `collection`, `defaults:` and `images:`. zod/mini is
+ * bundled into the package: its checks are functions, so only the ones used here are shipped.
  */
-const imageFields = z.partial(
-  z.strictObject({
-    prompt: z.string(mustBe('a text prompt')).check(
-      z.trim(),
-      z.minLength(1, { error: 'must not be empty: describe the image to generate' }),
-      z.maxLength(MAX_PROMPT_LENGTH, {
-        error: (iss) =>
-          `is too long (${(iss.input as string).length} characters, at most ${MAX_PROMPT_LENGTH}): FLUX reads only the first few hundred words`,
-      }),
-    ),
-    model: z.string(mustBe('a provider model id')).check(z.minLength(1, { error: `must not be empty (the default is \`${DEFAULT_MODEL}\`)` })),
-    width: dimension,
-    height: dimension,
-    steps: wholeNumber('a whole number from 1 to 50', 1, 50),
-    guidance_scale: z.number(mustBe('a number')),
-    seed: wholeNumber('a whole number from 0 to 4294967295 (a fixed seed keeps the image reproducible)', 0, 4294967295),
-    input: z.record(z.string(), z.unknown(), mustBe('a map of raw provider fields, like `enable_safety_checker: true`')).check(
-      z.refine((input) => depth(input) <= MAX_INPUT_DEPTH, {
-        error: `is nested too deeply (more than ${MAX_INPUT_DEPTH} levels): provider fields are flat values, lists or small maps`,
-      }),
-      z.superRefine((input, ctx) => {
-        for (const field of Object.keys(input)) {
-          const why = SPEC_FIELDS.has(field)
-            ? `would override the spec's own \`${field}\`, which the key, the size check and the bill are made from: set \`${field}\` itself`
-            : COUNT_FIELDS.has(field) && input[field] !== 1 && `would ask for several images, billed as many while counted as one: one spec is one image (use more entries)`
-          if (why) ctx.addIssue({ code: 'custom', path: [field], message: why, input })
-        }
-      }),
-    ),
-    image: z.string(mustBe('a path to a local image, relative to the manifest')).check(z.minLength(1, { error: 'must not be empty' })),
-    alt: z.string(mustBe('the alternative text')),
-    format: oneOf(['webp', 'avif', 'png', 'jpeg', 'original']),
-    quality: wholeNumber('a whole number from 1 to 100', 1, 100),
-    widths: z
-      .array(wholeNumber('a whole number of pixels from 16 to 2048', 16, 2048), mustBe('a list of widths in pixels, like [480, 768]'))
-      .check(z.minLength(1, { error: 'must list at least one width, or be left out' })),
-    placeholder: oneOf(['blur', 'none']),
-  } satisfies Record<FieldName, unknown>),
-)
+export const schemas = () => (made ??= makeSchemas())
+let made: ReturnType<typeof makeSchemas> | undefined
 
-/** The manifest schemas: `imageFields` (a single-image manifest, or one entry) and `collection` (`defaults:` and `images:`). */
-export const schemas = {
-  imageFields,
-  collection: z.strictObject({
-    defaults: z.optional(imageFields),
-    images: z.record(z.string(), imageFields, {
-      error: (iss) =>
-        iss.input === undefined || iss.input === null
-          ? 'is missing: a manifest with `defaults:` lists its entries under `images:`, like `banner: { prompt: … }`'
-          : `must map entry names to image specs (got ${show(iss.input)})`,
+function makeSchemas() {
+  const dimension = wholeNumber('a whole number of pixels from 64 to 2048, a multiple of 16', 64, 2048).check(
+    z.multipleOf(16, {
+      error: (iss) => {
+        const lower = Math.max(64, Math.floor((iss.input as number) / 16) * 16)
+        return `must be a multiple of 16 (got ${iss.input}): use ${lower} or ${Math.min(2048, lower + 16)}`
+      },
     }),
-  }),
+  )
+
+  const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+    z.enum(values, mustBe(`one of ${values.map((v) => `\`${v}\``).join(', ')}`))
+
+  const imageFields = z.partial(
+    z.strictObject({
+      prompt: z.string(mustBe('a text prompt')).check(
+        z.trim(),
+        z.minLength(1, { error: 'must not be empty: describe the image to generate' }),
+        z.maxLength(MAX_PROMPT_LENGTH, {
+          error: (iss) =>
+            `is too long (${(iss.input as string).length} characters, at most ${MAX_PROMPT_LENGTH}): FLUX reads only the first few hundred words`,
+        }),
+      ),
+      model: z.string(mustBe('a provider model id')).check(z.minLength(1, { error: `must not be empty (the default is \`${DEFAULT_MODEL}\`)` })),
+      width: dimension,
+      height: dimension,
+      steps: wholeNumber('a whole number from 1 to 50', 1, 50),
+      guidance_scale: z.number(mustBe('a number')),
+      seed: wholeNumber('a whole number from 0 to 4294967295 (a fixed seed keeps the image reproducible)', 0, 4294967295),
+      input: z.record(z.string(), z.unknown(), mustBe('a map of raw provider fields, like `enable_safety_checker: true`')).check(
+        z.refine((input) => depth(input) <= MAX_INPUT_DEPTH, {
+          error: `is nested too deeply (more than ${MAX_INPUT_DEPTH} levels): provider fields are flat values, lists or small maps`,
+        }),
+        z.superRefine((input, ctx) => {
+          for (const field of Object.keys(input)) {
+            const why = SPEC_FIELDS.has(field)
+              ? `would override the spec's own \`${field}\`, which the key, the size check and the bill are made from: set \`${field}\` itself`
+              : COUNT_FIELDS.has(field) && input[field] !== 1 && `would ask for several images, billed as many while counted as one: one spec is one image (use more entries)`
+            if (why) ctx.addIssue({ code: 'custom', path: [field], message: why, input })
+          }
+        }),
+      ),
+      image: z.string(mustBe('a path to a local image, relative to the manifest')).check(z.minLength(1, { error: 'must not be empty' })),
+      alt: z.string(mustBe('the alternative text')),
+      format: oneOf(['webp', 'avif', 'png', 'jpeg', 'original']),
+      quality: wholeNumber('a whole number from 1 to 100', 1, 100),
+      widths: z
+        .array(wholeNumber('a whole number of pixels from 16 to 2048', 16, 2048), mustBe('a list of widths in pixels, like [480, 768]'))
+        .check(z.minLength(1, { error: 'must list at least one width, or be left out' })),
+      placeholder: oneOf(['blur', 'none']),
+    } satisfies Record<FieldName, unknown>),
+  )
+
+  return {
+    imageFields,
+    collection: z.strictObject({
+      defaults: z.optional(imageFields),
+      images: z.record(z.string(), imageFields, {
+        error: (iss) =>
+          iss.input === undefined || iss.input === null
+            ? 'is missing: a manifest with `defaults:` lists its entries under `images:`, like `banner: { prompt: … }`'
+            : `must map entry names to image specs (got ${show(iss.input)})`,
+      }),
+    }),
+  }
 }
 
 /**
@@ -133,7 +138,8 @@ export interface ImageFields {
   placeholder?: 'blur' | 'none'
 }
 /** The schema's output is exactly `ImageFields`: this fails to compile if either changes without the other. */
-const exactly: [z.infer<typeof imageFields>, ImageFields] extends [ImageFields, z.infer<typeof imageFields>] ? true : never = true
+type Parsed = z.infer<ReturnType<typeof schemas>['imageFields']>
+const exactly: [Parsed, ImageFields] extends [ImageFields, Parsed] ? true : never = true
 void exactly
 
 type WithDefaults = 'prompt' | 'model' | 'width' | 'height' | 'alt' | 'format' | 'quality' | 'placeholder'
