@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import sharp from 'sharp'
 import { describe, expect, it } from 'vitest'
-import { seededRandom, type InterceptedRequest } from './atlas-server'
+import { seededRandom, type InterceptedRequest, type InterceptResult } from './atlas-server'
 import { atlas, build, collection, entriesOf, job, names, useAtlasServer } from './helpers/atlas'
 import { tempDir } from './helpers/temp'
 
@@ -85,6 +85,27 @@ describe('atlas concurrency under 429s', () => {
     // each prediction that ends makes room for the next: the service keeps `concurrency` busy
     expect(later).toHaveLength(16 - concurrency)
     expect(Math.max(...later)).toBe(concurrency)
+  })
+
+  it('a slot is free once the prediction is over: the next submit does not wait for the last output to download', async () => {
+    const dir = tempDir()
+    let downloading = 0
+    let submitsWhileDownloading = 0
+    server.options.latencyMs = 50
+    server.options.intercept = async (req): Promise<InterceptResult> => {
+      if (isSubmit(req) && downloading > 0) submitsWhileDownloading++
+      if (!req.path.startsWith('/outputs/')) return 'continue'
+      downloading++
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      downloading--
+      return 'continue'
+    }
+    const made = await build(dir, atlas(server), { concurrency: 2 }).run(await entriesOf(dir, collection(names(6, 'slow'))))
+    expect(made).toHaveLength(6)
+    expect(server.submits).toHaveLength(6)
+    // at most 2 running at the service whenever a submit arrived, and later submits went out while outputs downloaded
+    expect(server.maxInFlight).toBe(2)
+    expect(submitsWhileDownloading).toBeGreaterThanOrEqual(4)
   })
 
   it('while 429s keep coming fewer run at once; once they stop, as many as before', async () => {

@@ -106,7 +106,11 @@ export interface AtlasServer {
   downloads: number
   /** Every request received, intercepted or not. */
   requests: number
-  /** Predictions submitted whose output has not been downloaded yet (failed ones leave when a poll reports them). */
+  /**
+   * Predictions running at the service: submitted, and not yet reported over by a poll (or a sync submit's answer).
+   * A client that waits for that report before its next submit keeps this at most its concurrency; downloads of
+   * outputs already over are not counted.
+   */
   inFlight: number
   maxInFlight: number
   /** Mutable: tests may change latency, failures, … between runs. */
@@ -228,8 +232,8 @@ export async function startAtlasServer(options: AtlasServerOptions = {}, { port 
     const { doneAt } = p
     if (Date.now() < doneAt) return { ...base, status: o.pendingStatus }
     const completedAt = new Date(doneAt).toISOString()
+    leaveFlight(p.id)
     if (p.error !== undefined) {
-      leaveFlight(p.id)
       return { ...base, status: 'failed', error: p.error, completed_at: completedAt }
     }
     const form = p.body.enable_base64_output === true ? 'base64' : (state.options.outputForm ?? 'url')
@@ -241,7 +245,6 @@ export async function startAtlasServer(options: AtlasServerOptions = {}, { port 
       : form === 'base64' ? { outputs: [inline] }
       : form === 'data-url' ? { outputs: [`data:image/png;base64,${inline}`] }
       : { outputs: [url] }
-    if (form !== 'url' && form !== 'object' && form !== 'output') leaveFlight(p.id)
     return {
       ...base,
       status: o.completedStatus,
@@ -332,7 +335,6 @@ export async function startAtlasServer(options: AtlasServerOptions = {}, { port 
     }
     if (typeof behaviour === 'object') return stream(res, behaviour.streamBytes)
     state.downloads++
-    leaveFlight(id)
     res.writeHead(200, { 'content-type': 'image/png', 'content-length': String(png.length) })
     res.end(png)
   }

@@ -55,16 +55,10 @@ async function realisticPng() {
 export async function coldGeneration({ workdir, runs, log }) {
   const { startAtlasServer } = await loadAtlasServer()
   const png = await realisticPng()
-  let inFlight = 0
-  let maxInFlight = 0
+  // the server counts predictions running (submitted, not yet reported over): `maxInFlight`
   const server = await startAtlasServer({
     latencyMs: LATENCY_MS,
     download: () => ({ body: png, contentType: 'image/png' }),
-    intercept: ({ method, path }) => {
-      if (method === 'POST' && path.endsWith('/generateImage')) maxInFlight = Math.max(maxInFlight, ++inFlight)
-      if (method === 'GET' && path.startsWith('/outputs/')) inFlight--
-      return 'continue'
-    },
   })
   const root = join(workdir, 'cold')
   const config = (pollIntervalMs) => JSON.stringify({ provider: 'atlas', maxNewImages: N, ...(pollIntervalMs !== null && { pollIntervalMs }) })
@@ -74,13 +68,11 @@ export async function coldGeneration({ workdir, runs, log }) {
   const generate = async (concurrency, pollIntervalMs) => {
     rmSync(join(root, '.imagegen'), { recursive: true, force: true })
     writeFiles(root, { 'imagegen.config.json': config(pollIntervalMs) })
-    inFlight = 0
-    maxInFlight = 0
     server.reset()
     const run = await runChild(childScript('cli.mjs'), ['generate', '--json', '--concurrency', String(concurrency), '--max-new', String(N)], { cwd: root, env })
     const json = JSON.parse(run.stdout)
     if (run.result.exitCode !== 0 || json.summary?.generated !== N) throw new Error(`imagegen generate: exit ${run.result.exitCode}, ${json.summary?.generated} generated: ${JSON.stringify(json.error ?? '')}`)
-    return { ms: json.seconds * 1000, maxRSS: run.result.maxRSS, maxInFlight, submits: server.submits.length, polls: server.polls }
+    return { ms: json.seconds * 1000, maxRSS: run.result.maxRSS, maxInFlight: server.maxInFlight, submits: server.submits.length, polls: server.polls }
   }
 
   try {

@@ -46,7 +46,8 @@ export class GenerationError extends ImagegenError {
 
 /**
  * Generates missing images: one job per key however many callers ask for it, each image
- * committed to the cache the moment it arrives, at most `concurrency` at once. That limit is
+ * committed to the cache the moment it arrives, at most `concurrency` predictions running at the
+ * service at once (downloads of those already over do not count). That limit is
  * the only one: a 429 from the service halves it (once per burst), and each image that
  * arrives raises it by one again, up to `concurrency` (AIMD, as TCP does). The bill guard is
  * the caller's (see plan.ts). State lives in the instance, one per plugin instance or CLI run.
@@ -93,7 +94,16 @@ export class Scheduler {
   private run(image: PlannedImage): Promise<MadeImage> {
     let job = this.inFlight.get(image.key)
     if (!job) {
-      job = this.limit(() => this.generateOne(image))
+      // A slot is held until the prediction is over at the service (`onEnded`), or else until the job settles: the
+      // download, check and commit that follow do not keep the next prediction waiting.
+      job = new Promise<MadeImage>((resolve, reject) => {
+        void this.limit(
+          () =>
+            new Promise<void>((slotFree) => {
+              this.generateOne(image, slotFree).then(resolve, reject).finally(slotFree)
+            }),
+        )
+      })
       this.inFlight.set(image.key, job)
       // Forget the job once settled, so a failed key can be tried again later.
       const forget = () => this.inFlight.delete(image.key)
@@ -109,7 +119,7 @@ export class Scheduler {
     this.loweredAt = performance.now()
   }
 
-  private async generateOne(image: PlannedImage): Promise<MadeImage> {
+  private async generateOne(image: PlannedImage, slotFree: () => void): Promise<MadeImage> {
     const { cache, signal } = this.options
     signal?.throwIfAborted()
     const started = performance.now()
@@ -124,7 +134,7 @@ export class Scheduler {
         this.emit({ type: 'generated', image, cached: made, seconds: (performance.now() - started) / 1000, elsewhere: true })
         return { ...made, elsewhere: true }
       }
-      return await this.submitAndSave(image, started)
+      return await this.submitAndSave(image, started, slotFree)
     } finally {
       await release()
     }
@@ -140,7 +150,7 @@ export class Scheduler {
     }
   }
 
-  private async submitAndSave(image: PlannedImage, started: number): Promise<CachedImage> {
+  private async submitAndSave(image: PlannedImage, started: number, slotFree: () => void): Promise<CachedImage> {
     const { provider, cache, signal } = this.options
     const { key } = image
     const { request, pixels } = image.entries[0]!
@@ -165,6 +175,7 @@ export class Scheduler {
             this.emit({ type: 'warning', image, message })
           })
         },
+        onEnded: slotFree,
         onRateLimited: (sentAt) => this.rateLimited(sentAt),
       })
       const info = await this.checkOutput(temp, request, result.predictionId)

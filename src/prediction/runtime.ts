@@ -157,6 +157,9 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
         : ['has no output image.', 'Run again to generate it afresh.']
       throw new ProviderError(`${named} is \`${prediction.status ?? 'done'}\` but ${why}`, { hint, predictionId: id, predictionOver: true })
     }
+    // over at the service: the next prediction may start while this output downloads (unless an expired output of an
+    // old prediction could still send this job to submit afresh, below)
+    if (afresh || Date.now() - submittedAt < EXPIRY_PLAUSIBLE_MS) job.onEnded?.()
     try {
       const download = { timeoutMs: rt.requestTimeoutMs, retry: rt.retry, maxBytes: rt.maxOutputBytes, predictionId: id, redact: service.redact }
       const options = { ...download, signal: job.signal, unreachableHint: service.unreachableHint, onRateLimited: job.onRateLimited }

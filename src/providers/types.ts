@@ -51,6 +51,12 @@ export interface GenerationJob {
    * submit afresh (the old prediction was gone). The core journals it before this resolves.
    */
   onSubmitted?: (state: ResumeState) => Promise<void> | void
+  /**
+   * Called once the prediction is over at the service and only its output is left to fetch, when no new submit can
+   * follow for this job. The scheduler then starts the next prediction: `concurrency` bounds predictions running at the
+   * service, not downloads, so a round's downloads and commits overlap the next round's predictions.
+   */
+  onEnded?: () => void
   /** A request was refused with 429; `sentAt` is when it was sent (`performance.now()`). The scheduler then runs fewer at once. */
   onRateLimited?: (sentAt: number) => void
   /** Where the provider remembers uploaded reference images across runs (kept in the cache). */
