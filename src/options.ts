@@ -10,9 +10,12 @@ import * as z from 'zod/mini'
 import { didYouMean } from './core/did-you-mean'
 import { mustBe } from './core/schema'
 import { ImagegenError } from './core/errors'
-import { createAtlasProvider } from './providers/atlas'
+import { lazyProvider } from './providers/lazy'
 import { createPlaceholderProvider } from './providers/placeholder'
 import type { Provider } from './providers/types'
+
+/** The Atlas provider's name (`createAtlasProvider().name`), part of every key it makes. */
+export const ATLAS_PROVIDER = 'atlas'
 
 export interface Options {
   /**
@@ -169,7 +172,9 @@ export function resolveOptions(options: Options = {}, { from, env = process.env 
   } else if (o.provider === undefined || o.provider === 'atlas') {
     const { timeoutMs, pollIntervalMs, maxPollIntervalMs, requestTimeoutMs } = o
     const baseURL = o.baseURL || env.ATLASCLOUD_BASE_URL?.trim() || undefined
-    chosen = createAtlasProvider({ apiKey, baseURL, timeoutMs, pollIntervalMs, maxPollIntervalMs, requestTimeoutMs })
+    const settings = { apiKey, baseURL, timeoutMs, pollIntervalMs, maxPollIntervalMs, requestTimeoutMs }
+    // its client is loaded only when an image is to be made
+    chosen = lazyProvider(ATLAS_PROVIDER, async () => (await import('./providers/atlas')).createAtlasProvider(settings))
     cannotGenerate = offline ? offlineReason : apiKey ? undefined : 'no API key is set (ATLASCLOUD_API_KEY)'
   } else {
     chosen = o.provider

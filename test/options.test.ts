@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { createAtlasProvider } from '../src/providers/atlas'
 import { ImagegenError } from '../src/core/errors'
 import { resolveOptions } from '../src/options'
 import { tempDir } from './helpers/temp'
@@ -24,6 +25,12 @@ describe('resolveOptions', () => {
     expect(resolveOptions({}, { from: root, env: { ATLASCLOUD_API_KEY: 'sk-x' } }).cannotGenerate).toBeUndefined()
     expect(resolveOptions({}, { from: root, env: { ATLASCLOUD_API_KEY: 'sk-x', IMAGEGEN_OFFLINE: '1' } }).cannotGenerate).toMatch(/^offline mode is on/)
     expect(resolveOptions({ provider: 'placeholder', mode: 'offline' }, { from: root, env: {} }).cannotGenerate).toBeUndefined()
+  })
+
+  it('defers the Atlas client but not its name, which is part of every key', () => {
+    const { provider } = resolveOptions({}, { from: tempDir(), env: { ATLASCLOUD_API_KEY: 'k' } })
+    expect(provider.name).toBe(createAtlasProvider({ apiKey: 'k' }).name)
+    expect(typeof provider.learn).toBe('function')
   })
 
   it('names each bad option in its own words, and never shows a bad key', () => {
