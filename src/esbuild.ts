@@ -1,3 +1,3 @@
-import unplugin from '.'
+import unplugin from './plugin'
 
 export default unplugin.esbuild

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url'
-import unplugin from '.'
+import unplugin from './plugin'
 import { ImagegenContext } from './core/context'
 import { ImagegenError } from './core/errors'
 import { resolveOptions, type Options } from './options'

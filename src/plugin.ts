@@ -6,8 +6,6 @@ import { ASSET_FILE, devServerUrl, emittedAssetUrl, importedFromManifest, serveC
 import { ImagegenContext, type ContextLog } from './core/context'
 import { PREFIX } from './core/errors'
 import { MANIFEST_PATTERN } from './core/manifest'
-import { Project } from './core/project'
-import { createGallery, galleryUrl } from './gallery'
 import { resolveOptions, type Options } from './options'
 
 const PLUGIN_NAME = 'unplugin-imagegen'
@@ -105,7 +103,7 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
         log = { info: (m) => config.logger.info(m), warn: (m) => config.logger.warn(`${PREFIX} ${m}`) }
         context(config.root)
       },
-      configureServer(server) {
+      async configureServer(server) {
         // Drops the module's code in every environment that loaded it (so the next request, even with HMR off,
         // gets the new images), and Vite sends the HMR update.
         reload = async (file) => {
@@ -119,6 +117,8 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
         // A closing dev server stops its background predictions; paid ones stay journaled.
         server.httpServer?.once('close', () => context().abort())
         server.middlewares.use(serveCache(server.config.base, () => [context().options.derivedCacheDir, context().project.cache.imagesDir]))
+        // loaded by dev servers alone: a build never loads the gallery's code
+        const { createGallery, galleryUrl } = await import('./gallery')
         const gallery = createGallery(context().project, server.config.base, {
           takeBudget: (images) => context().takeBudget(images),
           failureOf: (key) => context().failureOf(key),
@@ -144,25 +144,3 @@ export const unpluginFactory: UnpluginFactory<Options | undefined> = (options = 
 
 export const unplugin = /* #__PURE__ */ createUnplugin(unpluginFactory)
 export default unplugin
-
-// The small documented API (see the README's "API" section); nothing else is public.
-export type { Options } from './options'
-export type { GeneratedImage } from './core/module-code'
-export type { ImageSpec } from './core/schema'
-export type { Manifest, ManifestEntry } from './core/manifest'
-export type { ErrorCode, SourceLocation } from './core/errors'
-export type { GenerationJob, GenerationResult, Provider, ProviderRequest, ResumeState, UploadMemo, UploadRecord } from './providers/types'
-export { ImagegenError, ManifestError, ProviderError } from './core/errors'
-export { parseManifest } from './core/manifest'
-export { keySpec } from './core/key'
-export type { Project, ReadManifest } from './core/project'
-export { createAtlasProvider } from './providers/atlas'
-export { createPlaceholderProvider } from './providers/placeholder'
-
-/**
- * The pipeline the plugin and the CLI share, for scripts (see the README's "API"), with `root` and the options settled as the
- * plugin settles them, the root searched from `from` (default: the current folder). Throws an `ImagegenError` (`OPTIONS`) for bad options.
- */
-export function openProject(options: Options = {}, where: { from?: string; env?: NodeJS.ProcessEnv } = {}): Project {
-  return new Project(resolveOptions(options, where))
-}
