@@ -1,5 +1,5 @@
 import { rm } from 'node:fs/promises'
-import pLimit, { type LimitFunction } from 'p-limit'
+import type { LimitFunction } from 'p-limit'
 import type { Provider, ProviderRequest, ResumeState } from '../providers/types'
 import { DamagedEntryError, type CachedImage, type ImageCache } from './cache'
 import { entryLabel } from './entries'
@@ -53,18 +53,18 @@ export class GenerationError extends ImagegenError {
  * the caller's (see plan.ts). State lives in the instance, one per plugin instance or CLI run.
  */
 export class Scheduler {
-  private readonly limit: LimitFunction
+  /** p-limit, loaded by the first `generate`: a build with every image cached never loads it. */
+  private limit: LimitFunction | undefined
+  private limiter: Promise<LimitFunction> | undefined
   private readonly inFlight = new Map<string, Promise<MadeImage>>()
   /** When the limit was last lowered: a 429 to a request sent before then is news already acted on. */
   private loweredAt = Number.NEGATIVE_INFINITY
 
-  constructor(private readonly options: SchedulerOptions) {
-    this.limit = pLimit(options.concurrency)
-  }
+  constructor(private readonly options: SchedulerOptions) {}
 
   /** The limit in force now (lower than `concurrency` while the service pushes back). */
   get concurrency(): number {
-    return this.limit.concurrency
+    return this.limit?.concurrency ?? this.options.concurrency
   }
 
   /**
@@ -73,6 +73,8 @@ export class Scheduler {
    */
   async generate(missing: readonly PlannedImage[]): Promise<MadeImage[]> {
     const started = performance.now()
+    // one limiter however many calls wait for it
+    this.limit ??= await (this.limiter ??= import('p-limit').then(({ default: pLimit }) => pLimit(this.options.concurrency)))
     if (missing.length > 0) await this.options.cache.prepare()
     this.emit({ type: 'start', total: missing.length })
     const settled = await Promise.allSettled(missing.map((image) => this.run(image)))
@@ -97,7 +99,7 @@ export class Scheduler {
       // A slot is held until the prediction is over at the service (`onEnded`), or else until the job settles: the
       // download, check and commit that follow do not keep the next prediction waiting.
       job = new Promise<MadeImage>((resolve, reject) => {
-        void this.limit(
+        void this.limit!(
           () =>
             new Promise<void>((slotFree) => {
               this.generateOne(image, slotFree).then(resolve, reject).finally(slotFree)
@@ -115,7 +117,7 @@ export class Scheduler {
   /** The service refused a request sent at `sentAt` (a `performance.now()` time) with 429. */
   private rateLimited(sentAt: number): void {
     if (sentAt < this.loweredAt) return
-    this.limit.concurrency = Math.max(1, Math.floor(this.limit.concurrency / 2))
+    this.limit!.concurrency = Math.max(1, Math.floor(this.limit!.concurrency / 2))
     this.loweredAt = performance.now()
   }
 
@@ -190,7 +192,7 @@ export class Scheduler {
         predictTime: result.predictTime,
       })
       await cache.clearPending(key)
-      this.limit.concurrency = Math.min(this.options.concurrency, this.limit.concurrency + 1)
+      this.limit!.concurrency = Math.min(this.options.concurrency, this.limit!.concurrency + 1)
       this.emit({ type: 'generated', image, cached, seconds: (performance.now() - started) / 1000 })
       return cached
     } catch (error) {
