@@ -38,7 +38,7 @@ describe('manifests already parsed', () => {
     expect(again.values).toEqual(first.values)
   })
 
-  it('spare a warm build loading the YAML parser: the built package loads no yaml, and no zod module of its own', async () => {
+  it('spare a warm build loading code it does not run: no yaml, zod, p-limit, undici or sharp, nor the Atlas client or the gallery', async () => {
     const root = viteProject()
     await viteBuild(root, { provider: 'placeholder' })
     // A fresh process runs `vite build` with the package as published (dist/). Every module it loads is logged: ESM by
@@ -65,7 +65,12 @@ describe('manifests already parsed', () => {
     const required = JSON.parse(run.stdout) as string[]
     const imported = readFileSync(log, 'utf8').split('\n')
     expect(readdirSync(join(root, 'out/assets')).filter((file) => file.endsWith('.webp'))).toHaveLength(4)
-    expect(imported).toContainEqual(expect.stringMatching(/\/node_modules\/p-limit\//)) // the log sees the packages the plugin imports
-    expect([...imported, ...required].filter((path) => /\/node_modules\/(yaml|zod)\//.test(path))).toEqual([])
+    expect(imported).toContainEqual(expect.stringMatching(/\/node_modules\/unplugin\//)) // the log sees the packages the plugin imports
+    expect([...imported, ...required].filter((path) => /\/node_modules\/(yaml|zod|p-limit|undici|sharp|@img)\//.test(path))).toEqual([])
+    // the package's own chunks: none with the Atlas client (its submit endpoint) or the gallery's page
+    const chunks = [...new Set(imported.filter((url) => url.startsWith(pathToFileURL(join(import.meta.dirname, '../dist/')).href)))]
+    expect(chunks.length).toBeGreaterThan(1)
+    const loaded = chunks.map((url) => readFileSync(new URL(url), 'utf8'))
+    expect(loaded.filter((code) => code.includes('generateImage') || code.includes('imagegen gallery</title>'))).toEqual([])
   })
 })
