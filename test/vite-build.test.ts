@@ -126,6 +126,26 @@ describe('vite build', () => {
     expect(server.requests).toBe(0)
   })
 
+  it('prints no summary line for a build that fails on missing images, however many were cached (Vite still calls closeBundle)', async () => {
+    const root = viteProject()
+    await viteBuild(root, online())
+    const art = join(root, 'src/art.images.yaml')
+    writeFileSync(art, `${readFileSync(art, 'utf8')}  harbor:\n    prompt: A quiet harbor\n`)
+    const logs: string[] = []
+    const logger = createLogger('info')
+    logger.info = (msg) => void logs.push(msg)
+    logger.error = () => {}
+    const error = await build({
+      root,
+      configFile: false,
+      customLogger: logger,
+      plugins: [imagegen({ root, baseURL: server.url })],
+      build: { outDir: join(root, 'dist'), rollupOptions: { input: join(root, 'src/main.js') } },
+    }).catch((e: unknown) => e as Error)
+    expect((error as Error).message).toContain('1 image is not in the cache and cannot be generated: no API key is set')
+    expect(logs.filter((line) => line.includes('imagegen:'))).toEqual([])
+  })
+
   it('fails in offline mode even with a key, and never calls the provider', async () => {
     const root = viteProject()
     const error = await viteBuild(root, { ...online(), mode: 'offline' }).catch((e: unknown) => e as Error)

@@ -53,6 +53,8 @@ export class ImagegenContext {
   private build!: Build
   /** Whether `build` is in `openBuilds` for this instance. */
   private joined = false
+  /** This build has ended (`closeBuild`): Vite calls `closeBundle` after a failed `buildEnd` too, and that must not print a summary. */
+  private closed = false
   /** Keys a summary line of this instance already counted: a framework's client and SSR builds print one line, not two. */
   private readonly reported = new Set<string>()
   private readonly missing = new Map<string, KeyedEntry>()
@@ -85,6 +87,7 @@ export class ImagegenContext {
 
   private reset(command: 'build' | 'serve'): void {
     this.command = command
+    this.closed = false
     this.build = { open: 0, tally: new Map(), started: performance.now() }
     this.missing.clear()
     this.aborter = new AbortController()
@@ -221,6 +224,8 @@ export class ImagegenContext {
    * is still open (that one prints it) or this instance already counted every image in it (Nuxt's client and SSR builds).
    */
   closeBuild(summary = true): void {
+    if (this.closed) return
+    this.closed = true
     const { tally, started } = this.build
     if (this.joined) {
       this.joined = false
