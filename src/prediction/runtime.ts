@@ -157,9 +157,10 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
         : ['has no output image.', 'Run again to generate it afresh.']
       throw new ProviderError(`${named} is \`${prediction.status ?? 'done'}\` but ${why}`, { hint, predictionId: id, predictionOver: true })
     }
-    // over at the service: the next prediction may start while this output downloads (unless an expired output of an
-    // old prediction could still send this job to submit afresh, below)
-    if (afresh || Date.now() - submittedAt < EXPIRY_PLAUSIBLE_MS) job.onEnded?.()
+    // Decided once, before the download: whether an expired output sends this job to submit afresh (below). When it
+    // cannot, the prediction is over at the service and the next one may start while this output downloads.
+    const expiredMeansGone = !afresh && Date.now() - submittedAt >= EXPIRY_PLAUSIBLE_MS
+    if (!expiredMeansGone) job.onEnded?.()
     try {
       const download = { timeoutMs: rt.requestTimeoutMs, retry: rt.retry, maxBytes: rt.maxOutputBytes, predictionId: id, redact: service.redact }
       const options = { ...download, signal: job.signal, unreachableHint: service.unreachableHint, onRateLimited: job.onRateLimited }
@@ -169,7 +170,7 @@ async function generate(rt: Runtime, job: GenerationJob): Promise<GenerationResu
     } catch (error) {
       if (!(error instanceof OutputExpiredError)) throw error
       const age = Date.now() - submittedAt
-      if (age >= EXPIRY_PLAUSIBLE_MS && !afresh) continue
+      if (expiredMeansGone) continue
       // Too recent to have expired: storage that has not caught up, most likely. Paying again
       // now would be a guess; the journal keeps the prediction for a rerun.
       const reason = `the output of ${named} answered 404 only ${Math.round(age / 1000)} s after its submit (outputs last 14 days).`
