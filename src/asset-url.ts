@@ -34,7 +34,6 @@ export function importedFromManifest(manifest: string): UrlFor {
 }
 
 const ROUTE = '@imagegen/'
-
 const FILE = /^[0-9a-f]{16,64}(-[0-9a-z]+)*\.(png|jpg|webp|avif)$/
 
 /** A Vite dev server's URL of a file (`prefix`: `server.origin` and `base`, which Vite ends with `/`): served where it is, not copied. */

@@ -2,10 +2,10 @@
  * The package's root: the unplugin (its bundler entries, `unplugin-imagegen/vite` …, import `./plugin` alone, so that
  * a build loads none of the API below) and the small documented API (see the README's "API" section); nothing else is public.
  */
-export { unplugin, unpluginFactory, default } from './plugin'
-import { resolveOptions, type Options } from './options'
 import { Project } from './core/project'
+import { resolveOptions, type Options } from './options'
 
+export { unplugin, unpluginFactory, default } from './plugin'
 export type { Options } from './options'
 export type { GeneratedImage } from './core/module-code'
 export type { ImageSpec } from './core/schema'
